@@ -1,0 +1,533 @@
+//! The configuration file (TOML): parsing and every validation rule.
+//!
+//! A raw, serde-shaped form (`Raw*`, unknown keys rejected) is turned into the validated
+//! [`Config`] that the rest of edgerec uses; every rule failure names the key and the rule.
+//! Rules that come from the seeds cite them (`segment_length`: seeds `000_*`, `004_*`).
+//! Runtime behaviour does not belong here.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::duration::parse_iso8601;
+
+/// 1 MiB = 1024 * 1024 bytes (seed `000_*`, `localMediaCacheMaximumSizeMiB`).
+pub const MIB: u64 = 1024 * 1024;
+
+/// A configuration error: which key broke which rule.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// TOML syntax error, wrong type or unknown key (the message names the key and line).
+    #[error("config syntax: {0}")]
+    Syntax(String),
+    /// A value broke a rule.
+    #[error("config key `{key}`: {rule}")]
+    Rule {
+        /// Dotted key, e.g. `camera[0].segment_length`.
+        key: String,
+        /// The rule, in words, with the offending value.
+        rule: String,
+    },
+}
+
+fn rule(key: impl Into<String>, rule: impl Into<String>) -> ConfigError {
+    ConfigError::Rule {
+        key: key.into(),
+        rule: rule.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    device_id: Option<String>,
+    storage: RawStorage,
+    #[serde(default)]
+    pipeline: RawPipeline,
+    #[serde(default)]
+    camera: Vec<RawCamera>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    path: PathBuf,
+    index_path: Option<PathBuf>,
+    max_size_mib: u64,
+    #[serde(default = "default_min_free")]
+    min_free_mib: u64,
+    #[serde(default = "default_segment_length")]
+    segment_length: String,
+    #[serde(default = "default_sync_interval")]
+    sync_interval: String,
+}
+
+fn default_min_free() -> u64 {
+    256
+}
+fn default_segment_length() -> String {
+    "PT30S".into()
+}
+fn default_sync_interval() -> String {
+    "PT0S".into()
+}
+
+/// GStreamer element factory names; a board's hardware-accelerated elements can take over here.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPipeline {
+    /// RTP depayloader for H.264 (default `rtph264depay`).
+    pub h264_depay: String,
+    /// RTP depayloader for H.265 (default `rtph265depay`).
+    pub h265_depay: String,
+    /// H.264 parser (default `h264parse`).
+    pub h264_parse: String,
+    /// H.265 parser (default `h265parse`).
+    pub h265_parse: String,
+    /// Element that computes DTS for H.264 (default `h264timestamper`); the muxer needs DTS.
+    pub h264_timestamper: String,
+    /// Element that computes DTS for H.265 (default `h265timestamper`).
+    pub h265_timestamper: String,
+    /// Fragmented-MP4 muxer (default `isofmp4mux`).
+    pub muxer: String,
+}
+
+impl Default for RawPipeline {
+    fn default() -> Self {
+        Self {
+            h264_depay: "rtph264depay".into(),
+            h265_depay: "rtph265depay".into(),
+            h264_parse: "h264parse".into(),
+            h265_parse: "h265parse".into(),
+            h264_timestamper: "h264timestamper".into(),
+            h265_timestamper: "h265timestamper".into(),
+            muxer: "isofmp4mux".into(),
+        }
+    }
+}
+
+/// Element names used to build each camera's pipeline.
+pub type PipelineElements = RawPipeline;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCamera {
+    id: String,
+    url: String,
+    username: Option<String>,
+    password: Option<String>,
+    #[serde(default = "default_transport")]
+    transport: String,
+    retention: Option<String>,
+    segment_length: Option<String>,
+    #[serde(default = "default_fragment_duration")]
+    fragment_duration: String,
+    #[serde(default = "default_latency_ms")]
+    latency_ms: u32,
+    #[serde(default = "default_stall_timeout")]
+    stall_timeout: String,
+    #[serde(default = "default_true")]
+    enabled: bool,
+}
+
+fn default_transport() -> String {
+    "tcp".into()
+}
+fn default_fragment_duration() -> String {
+    "PT1S".into()
+}
+fn default_latency_ms() -> u32 {
+    200
+}
+fn default_stall_timeout() -> String {
+    "PT10S".into()
+}
+fn default_true() -> bool {
+    true
+}
+
+/// RTP transport between camera and recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// RTP interleaved in the RTSP TCP connection (default; survives NAT and lossy links).
+    Tcp,
+    /// RTP over UDP.
+    Udp,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Device id used in MQTT topics and object keys (default: the host name).
+    pub device_id: String,
+    /// Storage settings.
+    pub storage: StorageConfig,
+    /// GStreamer element names.
+    pub pipeline: PipelineElements,
+    /// Cameras, in file order; ids are unique.
+    pub cameras: Vec<CameraConfig>,
+}
+
+/// `[storage]`: the local media cache (seed `000_*`: `localMediaCachePath`, `localMediaCacheMaximumSizeMiB`).
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// Root of the media tree and (by default) of the index.
+    pub path: PathBuf,
+    /// The SQLite index file (default `<path>/index.sqlite3`).
+    pub index_path: PathBuf,
+    /// Upper bound for all media plus the index, in bytes (allocated, not file lengths).
+    pub max_size_bytes: u64,
+    /// Free space to keep on the filesystem, in bytes.
+    pub min_free_bytes: u64,
+    /// Default segment length (PT30S..PT5M in 30 s steps).
+    pub segment_length: Duration,
+    /// How often the open segment is `fdatasync`ed: zero means after every fragment.
+    pub sync_interval: Duration,
+}
+
+/// One `[[camera]]`.
+#[derive(Clone)]
+pub struct CameraConfig {
+    /// Camera id, `[a-z0-9][a-z0-9_-]{0,63}` (DESIGN section 2).
+    pub id: String,
+    /// RTSP URL; may hold credentials, so it is never logged (see [`CameraConfig::redacted_url`]).
+    pub url: String,
+    /// RTSP user name, if not in the URL.
+    pub username: Option<String>,
+    /// RTSP password, if not in the URL.
+    pub password: Option<String>,
+    /// RTP transport.
+    pub transport: Transport,
+    /// Delete media older than this (optional).
+    pub retention: Option<Duration>,
+    /// Segment length for this camera.
+    pub segment_length: Duration,
+    /// Target fragment duration given to the muxer; a fragment always ends at a keyframe, so with
+    /// a value at or below the camera's GOP every fragment is exactly one GOP.
+    pub fragment_duration: Duration,
+    /// rtspsrc jitter-buffer latency in milliseconds.
+    pub latency_ms: u32,
+    /// No data for this long on a connected camera counts as a loss and the pipeline is rebuilt.
+    pub stall_timeout: Duration,
+    /// Whether recording is on at start.
+    pub enabled: bool,
+}
+
+impl std::fmt::Debug for CameraConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CameraConfig")
+            .field("id", &self.id)
+            .field("url", &self.redacted_url())
+            .field("transport", &self.transport)
+            .field("segment_length", &self.segment_length)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CameraConfig {
+    /// The URL with any `user:password@` part replaced by `***@`, for logs.
+    pub fn redacted_url(&self) -> String {
+        redact_url(&self.url)
+    }
+}
+
+/// Replaces the userinfo of a URL with `***`.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            return format!("{scheme}://***@{}", &rest[at + 1..]);
+        }
+    }
+    url.to_owned()
+}
+
+/// Validates a camera id: `[a-z0-9][a-z0-9_-]{0,63}` (DESIGN section 2).
+pub fn valid_camera_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
+}
+
+/// Checks a segment length against the seeds' rule (`000_*` "segmented recording", `004_*`):
+/// at least 30 s, at most 5 minutes, in steps of 30 s.
+pub fn check_segment_length(d: Duration) -> Result<(), String> {
+    if d < Duration::from_secs(30)
+        || d > Duration::from_secs(300)
+        || d.as_nanos() % 30_000_000_000 != 0
+    {
+        return Err(format!(
+            "must be PT30S to PT5M in steps of 30 s (seed 000: segmentLength), got {}",
+            crate::duration::format_iso8601(d)
+        ));
+    }
+    Ok(())
+}
+
+fn duration_key(key: &str, value: &str) -> Result<Duration, ConfigError> {
+    parse_iso8601(value).map_err(|e| rule(key, e.to_string()))
+}
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text)
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
+        let device_id = match raw.device_id {
+            Some(d) => d,
+            None => hostname(),
+        };
+        if device_id.is_empty()
+            || device_id.len() > 64
+            || !device_id
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_' || c == b'.')
+        {
+            return Err(rule(
+                "device_id",
+                format!("must be 1 to 64 of [A-Za-z0-9._-], got {device_id:?}"),
+            ));
+        }
+        let s = raw.storage;
+        if s.path.as_os_str().is_empty() {
+            return Err(rule("storage.path", "must not be empty"));
+        }
+        if s.max_size_mib < 8 {
+            return Err(rule(
+                "storage.max_size_mib",
+                format!("must be at least 8 (MiB), got {}", s.max_size_mib),
+            ));
+        }
+        let segment_length = duration_key("storage.segment_length", &s.segment_length)?;
+        check_segment_length(segment_length).map_err(|r| rule("storage.segment_length", r))?;
+        let sync_interval = duration_key("storage.sync_interval", &s.sync_interval)?;
+        if sync_interval > Duration::from_secs(60) {
+            return Err(rule("storage.sync_interval", "must be at most PT60S"));
+        }
+        let storage = StorageConfig {
+            index_path: s.index_path.unwrap_or_else(|| s.path.join("index.sqlite3")),
+            path: s.path,
+            max_size_bytes: s.max_size_mib * MIB,
+            min_free_bytes: s.min_free_mib * MIB,
+            segment_length,
+            sync_interval,
+        };
+        let mut cameras: Vec<CameraConfig> = Vec::new();
+        for (i, c) in raw.camera.into_iter().enumerate() {
+            let k = |f: &str| format!("camera[{i}].{f}");
+            if !valid_camera_id(&c.id) {
+                return Err(rule(
+                    k("id"),
+                    format!("must match [a-z0-9][a-z0-9_-]{{0,63}}, got {:?}", c.id),
+                ));
+            }
+            if cameras.iter().any(|o| o.id == c.id) {
+                return Err(rule(k("id"), format!("duplicate camera id {:?}", c.id)));
+            }
+            if !(c.url.starts_with("rtsp://") || c.url.starts_with("rtsps://")) {
+                return Err(rule(
+                    k("url"),
+                    format!(
+                        "must start with rtsp:// or rtsps://, got {}",
+                        redact_url(&c.url)
+                    ),
+                ));
+            }
+            let transport = match c.transport.as_str() {
+                "tcp" => Transport::Tcp,
+                "udp" => Transport::Udp,
+                other => {
+                    return Err(rule(
+                        k("transport"),
+                        format!("must be tcp or udp, got {other:?}"),
+                    ))
+                }
+            };
+            let retention = match c.retention {
+                Some(r) => {
+                    let d = duration_key(&k("retention"), &r)?;
+                    if d < Duration::from_secs(60) {
+                        return Err(rule(k("retention"), "must be at least PT1M"));
+                    }
+                    Some(d)
+                }
+                None => None,
+            };
+            let segment_length = match c.segment_length {
+                Some(v) => {
+                    let d = duration_key(&k("segment_length"), &v)?;
+                    check_segment_length(d).map_err(|r| rule(k("segment_length"), r))?;
+                    d
+                }
+                None => storage.segment_length,
+            };
+            let fragment_duration = duration_key(&k("fragment_duration"), &c.fragment_duration)?;
+            if fragment_duration < Duration::from_millis(100)
+                || fragment_duration > Duration::from_secs(10)
+            {
+                return Err(rule(k("fragment_duration"), "must be PT0.1S to PT10S"));
+            }
+            let stall_timeout = duration_key(&k("stall_timeout"), &c.stall_timeout)?;
+            if stall_timeout < Duration::from_secs(2) || stall_timeout > Duration::from_secs(120) {
+                return Err(rule(k("stall_timeout"), "must be PT2S to PT2M"));
+            }
+            if c.latency_ms > 10_000 {
+                return Err(rule(k("latency_ms"), "must be at most 10000"));
+            }
+            cameras.push(CameraConfig {
+                id: c.id,
+                url: c.url,
+                username: c.username,
+                password: c.password,
+                transport,
+                retention,
+                segment_length,
+                fragment_duration,
+                latency_ms: c.latency_ms,
+                stall_timeout,
+                enabled: c.enabled,
+            });
+        }
+        Ok(Config {
+            device_id,
+            storage,
+            pipeline: raw.pipeline,
+            cameras,
+        })
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| "edgerec".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_segment(len: &str) -> String {
+        format!(
+            "device_id = \"gw-01\"\n[storage]\npath = \"/tmp/x\"\nmax_size_mib = 64\nsegment_length = \"{len}\"\n\
+             [[camera]]\nid = \"front-door\"\nurl = \"rtsp://u:p@192.0.2.10/s\"\n"
+        )
+    }
+
+    fn key_of(e: ConfigError) -> String {
+        match e {
+            ConfigError::Rule { key, .. } => key,
+            other => panic!("expected a rule error, got {other}"),
+        }
+    }
+
+    #[test]
+    fn segment_length_rule_from_seed_000() {
+        for ok in ["PT30S", "PT1M", "PT90S", "PT5M"] {
+            Config::parse(&with_segment(ok)).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in ["PT45S", "PT5M30S", "PT0S", "PT29S", "PT6M", "P1D"] {
+            let e = Config::parse(&with_segment(bad)).unwrap_err();
+            let msg = e.to_string();
+            assert!(msg.contains("steps of 30 s"), "{bad}: {msg}");
+            assert_eq!(key_of(e), "storage.segment_length");
+        }
+        let e = Config::parse(&with_segment("30 seconds")).unwrap_err();
+        assert_eq!(key_of(e), "storage.segment_length");
+    }
+
+    #[test]
+    fn per_camera_override_is_checked() {
+        let t = with_segment("PT30S") + "segment_length = \"PT45S\"\n";
+        assert_eq!(
+            key_of(Config::parse(&t).unwrap_err()),
+            "camera[0].segment_length"
+        );
+        let t = with_segment("PT30S") + "segment_length = \"PT1M\"\n";
+        assert_eq!(
+            Config::parse(&t).unwrap().cameras[0].segment_length,
+            Duration::from_secs(60)
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let t = with_segment("PT30S") + "colour = \"red\"\n";
+        let msg = Config::parse(&t).unwrap_err().to_string();
+        assert!(msg.contains("colour"), "{msg}");
+        let t = with_segment("PT30S").replace("max_size_mib", "max_size_mb");
+        assert!(Config::parse(&t)
+            .unwrap_err()
+            .to_string()
+            .contains("max_size_mb"));
+    }
+
+    #[test]
+    fn camera_rules() {
+        let bad_id = with_segment("PT30S").replace("front-door", "Front Door");
+        assert_eq!(key_of(Config::parse(&bad_id).unwrap_err()), "camera[0].id");
+        let dup = with_segment("PT30S") + "[[camera]]\nid = \"front-door\"\nurl = \"rtsp://h/s\"\n";
+        assert_eq!(key_of(Config::parse(&dup).unwrap_err()), "camera[1].id");
+        let http = with_segment("PT30S").replace("rtsp://u:p@", "http://u:p@");
+        let e = Config::parse(&http).unwrap_err().to_string();
+        assert!(e.contains("camera[0].url") && !e.contains("u:p"), "{e}");
+        let udp = with_segment("PT30S") + "transport = \"sctp\"\n";
+        assert_eq!(
+            key_of(Config::parse(&udp).unwrap_err()),
+            "camera[0].transport"
+        );
+        let ret = with_segment("PT30S") + "retention = \"P1M\"\n";
+        assert_eq!(
+            key_of(Config::parse(&ret).unwrap_err()),
+            "camera[0].retention"
+        );
+        let ok = with_segment("PT30S") + "retention = \"P7D\"\n";
+        let c = Config::parse(&ok).unwrap();
+        assert_eq!(c.cameras[0].retention, Some(Duration::from_secs(7 * 86400)));
+        assert_eq!(c.storage.max_size_bytes, 64 * MIB);
+        assert_eq!(c.storage.index_path, PathBuf::from("/tmp/x/index.sqlite3"));
+    }
+
+    #[test]
+    fn storage_rules() {
+        let t = with_segment("PT30S").replace("max_size_mib = 64", "max_size_mib = 2");
+        assert_eq!(
+            key_of(Config::parse(&t).unwrap_err()),
+            "storage.max_size_mib"
+        );
+        let t = with_segment("PT30S").replace("device_id = \"gw-01\"", "device_id = \"gw/01\"");
+        assert_eq!(key_of(Config::parse(&t).unwrap_err()), "device_id");
+    }
+
+    #[test]
+    fn credentials_are_redacted() {
+        assert_eq!(
+            redact_url("rtsp://admin:secret@10.0.0.1:554/s"),
+            "rtsp://***@10.0.0.1:554/s"
+        );
+        assert_eq!(redact_url("rtsp://10.0.0.1/a@b"), "rtsp://10.0.0.1/a@b");
+        let c = Config::parse(&with_segment("PT30S")).unwrap();
+        assert!(!format!("{:?}", c.cameras[0]).contains(":p@"));
+    }
+}

@@ -1,0 +1,528 @@
+//! The SQLite index of segments and runs (DESIGN section 4; schema in [`SCHEMA_V1`]).
+//!
+//! One writer connection (the storage writer) opens it with [`Index::open`]; readers (playback,
+//! status) open their own read-only connections. WAL mode, `synchronous=FULL` (a commit is one per
+//! closed segment, so durability costs little wear), versioned migrations through
+//! `PRAGMA user_version`. File I/O on media files does not belong here.
+
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+/// The first schema. Every column carries its unit; times are UTC nanoseconds since 1970-01-01.
+pub const SCHEMA_V1: &str = r#"
+-- A run: consecutive segments of one camera on one continuous media timeline. A new run starts on
+-- (re)connect, codec change, recording restart or a wall-clock step (DESIGN section 2).
+CREATE TABLE run (
+    id            INTEGER PRIMARY KEY,
+    camera        TEXT    NOT NULL,
+    start_utc_ns  INTEGER NOT NULL,              -- wall-clock time of the run's first fragment
+    reason        TEXT    NOT NULL               -- 'connect' | 'reconnect' | 'clock_step' | 'restart' | 'codec_change' | 'rebuild'
+);
+CREATE INDEX run_camera_start ON run (camera, start_utc_ns);
+
+-- A segment: one self-contained fMP4 file (init segment + fragments).
+CREATE TABLE segment (
+    id               INTEGER PRIMARY KEY,
+    camera           TEXT    NOT NULL,
+    run_id           INTEGER NOT NULL REFERENCES run (id),
+    start_utc_ns     INTEGER NOT NULL,           -- first fragment's time; also the file name
+    duration_ns      INTEGER NOT NULL CHECK (duration_ns >= 0),   -- sum of fragment durations
+    size_bytes       INTEGER NOT NULL CHECK (size_bytes >= 0),    -- file length (complete rows: exact)
+    alloc_bytes      INTEGER NOT NULL CHECK (alloc_bytes >= 0),   -- bytes allocated on the filesystem
+    init_size_bytes  INTEGER NOT NULL CHECK (init_size_bytes > 0),-- ftyp+moov at offset 0
+    fragments        BLOB    NOT NULL,           -- per fragment, little-endian u32 size_bytes, u32 duration_us; offsets follow from init_size_bytes
+    codec            TEXT    NOT NULL,           -- sample entry four-cc: avc1, avc3, hvc1, hev1
+    path             TEXT    NOT NULL UNIQUE,    -- relative to the storage path: media/<camera>/YYYY/MM/DD/<start>.mp4
+    state            INTEGER NOT NULL CHECK (state IN (0, 1, 2)),  -- 0 open (being written), 1 complete, 2 deleting
+    uploaded_utc_ns  INTEGER                     -- when the uploader stored it; NULL = not uploaded
+);
+CREATE INDEX segment_camera_start ON segment (camera, start_utc_ns);
+CREATE INDEX segment_eviction ON segment (state, uploaded_utc_ns IS NULL, start_utc_ns);
+"#;
+
+/// Migrations: entry `i` takes the schema from `user_version` i to i + 1.
+const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+
+/// State of a segment row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentState {
+    /// The file is being written; its row is updated when it closes.
+    Open = 0,
+    /// Closed: file length equals `size_bytes`.
+    Complete = 1,
+    /// Being deleted: the file may or may not still exist; startup finishes the deletion.
+    Deleting = 2,
+}
+
+impl SegmentState {
+    fn from_i64(v: i64) -> SegmentState {
+        match v {
+            0 => SegmentState::Open,
+            2 => SegmentState::Deleting,
+            _ => SegmentState::Complete,
+        }
+    }
+}
+
+/// One fragment of a segment as stored in the `fragments` blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentEntry {
+    /// Bytes of the fragment (`moof` through the end of `mdat`).
+    pub size_bytes: u32,
+    /// Duration in microseconds.
+    pub duration_us: u32,
+}
+
+/// Packs fragment entries into the `fragments` blob (8 bytes each, little-endian).
+pub fn encode_fragments(f: &[FragmentEntry]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(f.len() * 8);
+    for e in f {
+        out.extend_from_slice(&e.size_bytes.to_le_bytes());
+        out.extend_from_slice(&e.duration_us.to_le_bytes());
+    }
+    out
+}
+
+/// Unpacks the `fragments` blob; a trailing partial entry is ignored.
+pub fn decode_fragments(b: &[u8]) -> Vec<FragmentEntry> {
+    b.chunks_exact(8)
+        .map(|c| FragmentEntry {
+            size_bytes: u32::from_le_bytes(c[0..4].try_into().unwrap()),
+            duration_us: u32::from_le_bytes(c[4..8].try_into().unwrap()),
+        })
+        .collect()
+}
+
+/// One row of `segment`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentRow {
+    /// Row id (0 before insertion).
+    pub id: i64,
+    /// Camera id.
+    pub camera: String,
+    /// Run id.
+    pub run_id: i64,
+    /// Start, UTC ns since 1970.
+    pub start_utc_ns: i64,
+    /// Duration in ns.
+    pub duration_ns: i64,
+    /// File length in bytes.
+    pub size_bytes: i64,
+    /// Allocated bytes on the filesystem.
+    pub alloc_bytes: i64,
+    /// Init segment length in bytes.
+    pub init_size_bytes: i64,
+    /// Fragments in file order.
+    pub fragments: Vec<FragmentEntry>,
+    /// Sample entry four-cc.
+    pub codec: String,
+    /// Path relative to the storage root.
+    pub path: String,
+    /// Row state.
+    pub state: SegmentState,
+    /// Upload time, UTC ns, if uploaded.
+    pub uploaded_utc_ns: Option<i64>,
+}
+
+impl SegmentRow {
+    /// End of the segment, UTC ns.
+    pub fn end_utc_ns(&self) -> i64 {
+        self.start_utc_ns + self.duration_ns
+    }
+}
+
+/// Errors from the index.
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    /// SQLite error.
+    #[error("index: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// The index was written by a newer edgerec.
+    #[error("index schema version {found} is newer than this edgerec supports ({supported})")]
+    TooNew {
+        /// Version in the file.
+        found: i64,
+        /// Latest known version.
+        supported: i64,
+    },
+}
+
+/// The writer's connection to the index.
+pub struct Index {
+    conn: Connection,
+}
+
+const SEGMENT_COLS: &str =
+    "id, camera, run_id, start_utc_ns, duration_ns, size_bytes, alloc_bytes, \
+     init_size_bytes, fragments, codec, path, state, uploaded_utc_ns";
+
+fn row_to_segment(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
+    Ok(SegmentRow {
+        id: r.get(0)?,
+        camera: r.get(1)?,
+        run_id: r.get(2)?,
+        start_utc_ns: r.get(3)?,
+        duration_ns: r.get(4)?,
+        size_bytes: r.get(5)?,
+        alloc_bytes: r.get(6)?,
+        init_size_bytes: r.get(7)?,
+        fragments: decode_fragments(&r.get::<_, Vec<u8>>(8)?),
+        codec: r.get(9)?,
+        path: r.get(10)?,
+        state: SegmentState::from_i64(r.get(11)?),
+        uploaded_utc_ns: r.get(12)?,
+    })
+}
+
+impl Index {
+    /// Opens (creating if needed) the index and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Index, IndexError> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(IndexError::TooNew {
+                found: version,
+                supported,
+            });
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(Index { conn })
+    }
+
+    /// Starts a run and returns its id.
+    pub fn insert_run(
+        &self,
+        camera: &str,
+        start_utc_ns: i64,
+        reason: &str,
+    ) -> Result<i64, IndexError> {
+        self.conn.execute(
+            "INSERT INTO run (camera, start_utc_ns, reason) VALUES (?1, ?2, ?3)",
+            params![camera, start_utc_ns, reason],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    fn insert_segment_on(conn: &Connection, s: &SegmentRow) -> rusqlite::Result<i64> {
+        conn.execute(
+            "INSERT INTO segment (camera, run_id, start_utc_ns, duration_ns, size_bytes, alloc_bytes, \
+             init_size_bytes, fragments, codec, path, state, uploaded_utc_ns) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+            params![
+                s.camera,
+                s.run_id,
+                s.start_utc_ns,
+                s.duration_ns,
+                s.size_bytes,
+                s.alloc_bytes,
+                s.init_size_bytes,
+                encode_fragments(&s.fragments),
+                s.codec,
+                s.path,
+                s.state as i64,
+                s.uploaded_utc_ns
+            ],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    fn complete_on(conn: &Connection, s: &SegmentRow) -> rusqlite::Result<()> {
+        conn.execute(
+            "UPDATE segment SET duration_ns = ?2, size_bytes = ?3, alloc_bytes = ?4, fragments = ?5, \
+             state = 1 WHERE id = ?1",
+            params![s.id, s.duration_ns, s.size_bytes, s.alloc_bytes, encode_fragments(&s.fragments)],
+        )?;
+        Ok(())
+    }
+
+    /// Inserts a segment row (open or complete) and returns its id.
+    pub fn insert_segment(&self, s: &SegmentRow) -> Result<i64, IndexError> {
+        Ok(Self::insert_segment_on(&self.conn, s)?)
+    }
+
+    /// In one transaction: marks `closed` complete with its final sizes and fragments, and inserts
+    /// `opened` (if any) as the next open segment. This is the one transaction a segment costs.
+    pub fn roll(
+        &mut self,
+        closed: Option<&SegmentRow>,
+        opened: Option<&SegmentRow>,
+    ) -> Result<Option<i64>, IndexError> {
+        let tx = self.conn.transaction()?;
+        if let Some(c) = closed {
+            Self::complete_on(&tx, c)?;
+        }
+        let id = match opened {
+            Some(o) => Some(Self::insert_segment_on(&tx, o)?),
+            None => None,
+        };
+        tx.commit()?;
+        Ok(id)
+    }
+
+    /// Rows in a state, oldest first.
+    pub fn segments_in_state(&self, state: SegmentState) -> Result<Vec<SegmentRow>, IndexError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {SEGMENT_COLS} FROM segment WHERE state = ?1 ORDER BY start_utc_ns"
+        ))?;
+        let rows = st.query_map([state as i64], row_to_segment)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every row, by camera then start.
+    pub fn all_segments(&self) -> Result<Vec<SegmentRow>, IndexError> {
+        let mut st = self.conn.prepare(&format!(
+            "SELECT {SEGMENT_COLS} FROM segment ORDER BY camera, start_utc_ns"
+        ))?;
+        let rows = st.query_map([], row_to_segment)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Up to `limit` complete segments in eviction order (DESIGN section 5): uploaded ones oldest
+    /// first, then not-uploaded ones oldest first.
+    pub fn eviction_candidates(&self, limit: usize) -> Result<Vec<SegmentRow>, IndexError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {SEGMENT_COLS} FROM segment WHERE state = 1 \
+             ORDER BY uploaded_utc_ns IS NULL, start_utc_ns LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit as i64], row_to_segment)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Complete segments of `camera` that end at or before `before_utc_ns` (retention), oldest first.
+    pub fn expired(
+        &self,
+        camera: &str,
+        before_utc_ns: i64,
+        limit: usize,
+    ) -> Result<Vec<SegmentRow>, IndexError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {SEGMENT_COLS} FROM segment WHERE state = 1 AND camera = ?1 \
+             AND start_utc_ns + duration_ns <= ?2 ORDER BY start_utc_ns LIMIT ?3"
+        ))?;
+        let rows = st.query_map(params![camera, before_utc_ns, limit as i64], row_to_segment)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Marks rows as being deleted, in one transaction (step 1 of DESIGN section 4, invariant 4).
+    pub fn mark_deleting(&mut self, ids: &[i64]) -> Result<(), IndexError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached("UPDATE segment SET state = 2 WHERE id = ?1")?;
+            for id in ids {
+                st.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Drops rows, in one transaction (last step of a deletion, or a row whose file is gone).
+    pub fn delete_rows(&mut self, ids: &[i64]) -> Result<(), IndexError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut st = tx.prepare_cached("DELETE FROM segment WHERE id = ?1")?;
+            for id in ids {
+                st.execute([id])?;
+            }
+            tx.execute(
+                "DELETE FROM run WHERE NOT EXISTS (SELECT 1 FROM segment WHERE run_id = run.id) \
+                 AND id NOT IN (SELECT MAX(id) FROM run GROUP BY camera)",
+                [],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Replaces a row's sizes, duration, fragments and state (recovery and repair).
+    pub fn rewrite_segment(&self, s: &SegmentRow) -> Result<(), IndexError> {
+        self.conn.execute(
+            "UPDATE segment SET duration_ns = ?2, size_bytes = ?3, alloc_bytes = ?4, fragments = ?5, \
+             state = ?6, init_size_bytes = ?7, codec = ?8 WHERE id = ?1",
+            params![
+                s.id,
+                s.duration_ns,
+                s.size_bytes,
+                s.alloc_bytes,
+                encode_fragments(&s.fragments),
+                s.state as i64,
+                s.init_size_bytes,
+                s.codec
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Sum of `alloc_bytes` over all rows that still have a file.
+    pub fn total_alloc_bytes(&self) -> Result<u64, IndexError> {
+        let v: i64 = self.conn.query_row(
+            "SELECT COALESCE(SUM(alloc_bytes), 0) FROM segment",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(v.max(0) as u64)
+    }
+
+    /// The newest segment row of a camera, if any.
+    pub fn newest_segment(&self, camera: &str) -> Result<Option<SegmentRow>, IndexError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {SEGMENT_COLS} FROM segment WHERE camera = ?1 ORDER BY start_utc_ns DESC LIMIT 1"
+                ),
+                [camera],
+                row_to_segment,
+            )
+            .optional()?)
+    }
+
+    /// Whether a row exists for this relative path.
+    pub fn has_path(&self, path: &str) -> Result<bool, IndexError> {
+        Ok(self
+            .conn
+            .query_row("SELECT 1 FROM segment WHERE path = ?1", [path], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Cameras that have rows.
+    pub fn cameras(&self) -> Result<Vec<String>, IndexError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT camera FROM segment ORDER BY camera")?;
+        let rows = st.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Runs of a camera as (id, start_utc_ns, reason), oldest first.
+    pub fn runs(&self, camera: &str) -> Result<Vec<(i64, i64, String)>, IndexError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT id, start_utc_ns, reason FROM run WHERE camera = ?1 ORDER BY id")?;
+        let rows = st.query_map([camera], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Moves a segment to another run (used by `fsck --rebuild`).
+    pub fn set_run(&self, segment_id: i64, run_id: i64) -> Result<(), IndexError> {
+        self.conn.execute(
+            "UPDATE segment SET run_id = ?2 WHERE id = ?1",
+            params![segment_id, run_id],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes runs that have no segment.
+    pub fn drop_empty_runs(&self) -> Result<(), IndexError> {
+        self.conn.execute(
+            "DELETE FROM run WHERE NOT EXISTS (SELECT 1 FROM segment WHERE run_id = run.id)",
+            [],
+        )?;
+        Ok(())
+    }
+
+    /// Deletes every row (used by `fsck --rebuild` before re-inserting from the files).
+    pub fn clear(&mut self) -> Result<(), IndexError> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch("DELETE FROM segment; DELETE FROM run;")?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Checkpoints the WAL into the main file (on clean shutdown).
+    pub fn checkpoint(&self) -> Result<(), IndexError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(camera: &str, run: i64, start: i64, path: &str) -> SegmentRow {
+        SegmentRow {
+            id: 0,
+            camera: camera.into(),
+            run_id: run,
+            start_utc_ns: start,
+            duration_ns: 30_000_000_000,
+            size_bytes: 1000,
+            alloc_bytes: 4096,
+            init_size_bytes: 100,
+            fragments: vec![FragmentEntry {
+                size_bytes: 900,
+                duration_us: 30_000_000,
+            }],
+            codec: "avc1".into(),
+            path: path.into(),
+            state: SegmentState::Complete,
+            uploaded_utc_ns: None,
+        }
+    }
+
+    #[test]
+    fn migrations_and_eviction_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("i.sqlite3");
+        let mut ix = Index::open(&p).unwrap();
+        let r = ix.insert_run("a", 0, "connect").unwrap();
+        let a1 = ix.insert_segment(&seg("a", r, 10, "a1")).unwrap();
+        let mut up = seg("a", r, 20, "a2");
+        up.uploaded_utc_ns = Some(99);
+        let a2 = ix.insert_segment(&up).unwrap();
+        let a3 = ix.insert_segment(&seg("a", r, 5, "a3")).unwrap();
+        let order: Vec<i64> = ix
+            .eviction_candidates(10)
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        assert_eq!(order, vec![a2, a3, a1], "uploaded first, then oldest first");
+        drop(ix);
+        let mut ix = Index::open(&p).unwrap(); // reopening does not re-run migrations
+        assert_eq!(ix.total_alloc_bytes().unwrap(), 3 * 4096);
+        ix.mark_deleting(&[a1]).unwrap();
+        assert_eq!(
+            ix.segments_in_state(SegmentState::Deleting).unwrap()[0].id,
+            a1
+        );
+        ix.delete_rows(&[a1]).unwrap();
+        assert_eq!(ix.all_segments().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn roll_closes_and_opens_in_one_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ix = Index::open(&dir.path().join("i.sqlite3")).unwrap();
+        let r = ix.insert_run("a", 0, "connect").unwrap();
+        let mut open = seg("a", r, 0, "p0");
+        open.state = SegmentState::Open;
+        open.id = ix.insert_segment(&open).unwrap();
+        open.fragments.push(FragmentEntry {
+            size_bytes: 5,
+            duration_us: 7,
+        });
+        let mut next = seg("a", r, 30, "p1");
+        next.state = SegmentState::Open;
+        let id = ix.roll(Some(&open), Some(&next)).unwrap().unwrap();
+        let all = ix.all_segments().unwrap();
+        assert_eq!(all[0].state, SegmentState::Complete);
+        assert_eq!(all[0].fragments.len(), 2);
+        assert_eq!(all[1].id, id);
+        assert_eq!(all[1].state, SegmentState::Open);
+    }
+}

@@ -1,0 +1,501 @@
+//! Camera ingest: one GStreamer pipeline per camera, rebuilt on every loss (DESIGN section 3).
+//!
+//! `rtspsrc → rtph26Xdepay → h26Xparse → h26Xtimestamper → isofmp4mux → appsink`. The appsink
+//! callback does no I/O: it tells the init segment (`HEADER|DISCONT`) from fragments (`HEADER`),
+//! stamps each fragment with its UTC time, and hands it to the storage writer. A supervisor thread
+//! per camera watches the bus and a data watchdog on the depayloader; on any loss (error, EOS it did
+//! not ask for, no data for `stall_timeout`) it pushes EOS into the muxer so the half-built fragment
+//! is kept, tears the pipeline down and rebuilds it after an exponential backoff (1 s to 30 s).
+//! Storage and index work do not belong here.
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+use gstreamer as gst;
+use gstreamer_app as gst_app;
+use tracing::{debug, info, warn};
+
+use crate::config::{CameraConfig, PipelineElements, Transport};
+use crate::store::writer::{now_utc_ns, Fragment, Payload, WriterHandle, WriterMsg};
+
+/// Initialises GStreamer and registers the statically linked fMP4 muxer (`isofmp4mux`).
+pub fn init_gstreamer() -> Result<(), gst::glib::Error> {
+    gst::init()?;
+    gstfmp4::plugin_register_static()
+        .map_err(|e| gst::glib::Error::new(gst::CoreError::Failed, &e.to_string()))?;
+    Ok(())
+}
+
+/// A fragment as the muxer produced it: a buffer list written with one `writev` where possible.
+struct BufferListPayload(gst::BufferList);
+
+impl Payload for BufferListPayload {
+    fn len(&self) -> usize {
+        self.0.iter().map(|b| b.size()).sum()
+    }
+    fn write_to(&self, f: &mut std::fs::File) -> std::io::Result<()> {
+        use std::io::Write;
+        let maps: Vec<gst::BufferMap<'_, gst::buffer::Readable>> = self
+            .0
+            .iter()
+            .map(|b| b.map_readable())
+            .collect::<Result<_, _>>()
+            .map_err(|_| std::io::Error::other("buffer not readable"))?;
+        let mut slices: Vec<std::io::IoSlice<'_>> = maps
+            .iter()
+            .map(|m| std::io::IoSlice::new(m.as_slice()))
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = f.write_vectored(rest)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            std::io::IoSlice::advance_slices(&mut rest, n);
+        }
+        Ok(())
+    }
+}
+
+/// Live status of one camera, shared with status reporting.
+#[derive(Debug, Default)]
+pub struct CameraStatus {
+    /// Whether the pipeline is delivering media.
+    pub connected: AtomicBool,
+    /// Pipeline rebuilds after a loss.
+    pub reconnects: AtomicU64,
+    /// Fragment bytes handed to the writer.
+    pub bytes: AtomicU64,
+    /// UTC ns of the last fragment handed on (0: none yet).
+    pub last_fragment_utc_ns: AtomicI64,
+}
+
+/// Why a pipeline run ended.
+#[derive(Debug)]
+enum Ended {
+    Stopped,
+    Lost(String),
+}
+
+/// Maps wall-clock time onto a run's media timeline.
+struct Timeline {
+    base_utc_ns: i64,
+    base_running_ns: u64,
+    wall_minus_mono_ns: i64,
+}
+
+struct SinkState {
+    camera: Arc<str>,
+    writer: WriterHandle,
+    status: Arc<CameraStatus>,
+    timeline: Option<Timeline>,
+    next_new_run: Option<&'static str>,
+}
+
+fn mono_ns() -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
+}
+
+impl SinkState {
+    fn on_sample(&mut self, sink: &gst_app::AppSink) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+        let Some(mut list) = sample.buffer_list_owned() else {
+            return Ok(gst::FlowSuccess::Ok);
+        };
+        if list.is_empty() {
+            return Ok(gst::FlowSuccess::Ok);
+        }
+        let first = list.get(0).expect("non-empty");
+        if first
+            .flags()
+            .contains(gst::BufferFlags::DISCONT | gst::BufferFlags::HEADER)
+        {
+            let data = first
+                .map_readable()
+                .map_err(|_| gst::FlowError::Error)?
+                .to_vec();
+            self.writer.send(WriterMsg::Init {
+                camera: self.camera.clone(),
+                data,
+            });
+            list.make_mut().remove(0..1);
+            if list.is_empty() {
+                return Ok(gst::FlowSuccess::Ok);
+            }
+        }
+        let first = list.get(0).expect("non-empty");
+        let duration_ns = first.duration().map(|d| d.nseconds()).unwrap_or(0);
+        let segment = sample
+            .segment()
+            .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
+        let running = first
+            .pts()
+            .and_then(|p| segment.as_ref().and_then(|s| s.to_running_time(p)))
+            .map(|t| t.nseconds())
+            .unwrap_or(0);
+        let now_utc = now_utc_ns();
+        let wall_minus_mono = now_utc - mono_ns();
+        if let Some(t) = &self.timeline {
+            if (wall_minus_mono - t.wall_minus_mono_ns).abs() > 1_000_000_000 {
+                warn!(camera = %self.camera, step_ms = (wall_minus_mono - t.wall_minus_mono_ns) / 1_000_000,
+                      "wall clock stepped: starting a new run");
+                self.timeline = None;
+                self.next_new_run.get_or_insert("clock_step");
+            }
+        }
+        let timeline = self.timeline.get_or_insert_with(|| {
+            // The fragment's first sample was captured (clock now - its running time) ago.
+            let age = match (sink.clock(), sink.base_time()) {
+                (Some(c), Some(b)) => {
+                    c.time().nseconds().saturating_sub(b.nseconds() + running) as i64
+                }
+                _ => 0,
+            };
+            Timeline {
+                base_utc_ns: now_utc - age,
+                base_running_ns: running,
+                wall_minus_mono_ns: wall_minus_mono,
+            }
+        });
+        let utc_ns = timeline.base_utc_ns + (running as i64 - timeline.base_running_ns as i64);
+        let payload = BufferListPayload(list);
+        let n = payload.len() as u64;
+        let f = Fragment {
+            camera: self.camera.clone(),
+            payload: Box::new(payload),
+            utc_ns,
+            duration_ns,
+            new_run: self.next_new_run,
+        };
+        if self.writer.send_fragment(f) {
+            self.next_new_run = None;
+            self.status.bytes.fetch_add(n, Ordering::Relaxed);
+            self.status
+                .last_fragment_utc_ns
+                .store(utc_ns, Ordering::Relaxed);
+        } else {
+            warn!(camera = %self.camera, "writer queue full: fragment dropped");
+            self.next_new_run = Some("dropped");
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+/// Runs a camera until `stop` is set: builds the pipeline, watches it, rebuilds it on loss.
+pub struct CameraSupervisor {
+    cfg: CameraConfig,
+    elements: PipelineElements,
+    writer: WriterHandle,
+    status: Arc<CameraStatus>,
+    stop: Arc<AtomicBool>,
+}
+
+impl CameraSupervisor {
+    /// Creates a supervisor; `stop` ends it (checked every 100 ms).
+    pub fn new(
+        cfg: CameraConfig,
+        elements: PipelineElements,
+        writer: WriterHandle,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            cfg,
+            elements,
+            writer,
+            status: Arc::new(CameraStatus::default()),
+            stop,
+        }
+    }
+
+    /// The camera's live status.
+    pub fn status(&self) -> Arc<CameraStatus> {
+        self.status.clone()
+    }
+
+    /// Starts the supervisor thread.
+    pub fn spawn(self) -> std::io::Result<std::thread::JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name(format!("cam-{}", self.cfg.id))
+            .spawn(move || self.run())
+    }
+
+    fn run(self) {
+        let camera: Arc<str> = Arc::from(self.cfg.id.as_str());
+        let mut backoff = Duration::from_secs(1);
+        let mut attempt = 0u64;
+        while !self.stop.load(Ordering::Relaxed) {
+            let reason = if attempt == 0 { "connect" } else { "reconnect" };
+            attempt += 1;
+            let started = Instant::now();
+            let got_media = Arc::new(AtomicBool::new(false));
+            let ended = match self.run_pipeline(&camera, reason, &got_media) {
+                Ok(e) => e,
+                Err(e) => Ended::Lost(format!("pipeline: {e}")),
+            };
+            self.status.connected.store(false, Ordering::Relaxed);
+            self.writer.send(WriterMsg::EndRun {
+                camera: camera.clone(),
+            });
+            match ended {
+                Ended::Stopped => break,
+                Ended::Lost(why) => {
+                    if got_media.load(Ordering::Relaxed)
+                        && started.elapsed() > Duration::from_secs(5)
+                    {
+                        backoff = Duration::from_secs(1);
+                    }
+                    warn!(camera = %camera, url = %self.cfg.redacted_url(), retry_in_s = backoff.as_secs(),
+                          "camera lost: {why}");
+                    self.status.reconnects.fetch_add(1, Ordering::Relaxed);
+                    let until = Instant::now() + backoff;
+                    while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+        info!(camera = %camera, "camera stopped");
+    }
+
+    fn make(&self, factory: &str) -> Result<gst::Element, String> {
+        gst::ElementFactory::make(factory)
+            .build()
+            .map_err(|_| format!("GStreamer element {factory:?} is not available"))
+    }
+
+    fn run_pipeline(
+        &self,
+        camera: &Arc<str>,
+        reason: &'static str,
+        got_media: &Arc<AtomicBool>,
+    ) -> Result<Ended, String> {
+        let pipeline = gst::Pipeline::with_name(&format!("cam-{}", self.cfg.id));
+        let src = self.make("rtspsrc")?;
+        src.set_property("location", &self.cfg.url);
+        src.set_property("latency", self.cfg.latency_ms);
+        src.set_property_from_str(
+            "protocols",
+            match self.cfg.transport {
+                Transport::Tcp => "tcp",
+                Transport::Udp => "udp",
+            },
+        );
+        if let Some(u) = &self.cfg.username {
+            src.set_property("user-id", u);
+        }
+        if let Some(p) = &self.cfg.password {
+            src.set_property("user-pw", p);
+        }
+        src.set_property("tcp-timeout", self.cfg.stall_timeout.as_micros() as u64);
+        src.set_property("timeout", self.cfg.stall_timeout.as_micros() as u64);
+        let video_selected = Arc::new(AtomicBool::new(false));
+        {
+            let vs = video_selected.clone();
+            src.connect("select-stream", false, move |args| {
+                let caps = args[2].get::<gst::Caps>().ok()?;
+                let is_video = caps
+                    .structure(0)
+                    .and_then(|s| s.get::<&str>("media").ok())
+                    .is_some_and(|m| m == "video");
+                let take = is_video && !vs.swap(true, Ordering::SeqCst);
+                Some(take.to_value())
+            });
+        }
+        pipeline.add(&src).map_err(|e| e.to_string())?;
+
+        let last_data_mono = Arc::new(AtomicI64::new(0));
+        let mux_slot: Arc<Mutex<Option<gst::Element>>> = Arc::default();
+        let sink_state = Arc::new(Mutex::new(SinkState {
+            camera: camera.clone(),
+            writer: self.writer.clone(),
+            status: self.status.clone(),
+            timeline: None,
+            next_new_run: Some(reason),
+        }));
+        let link_error: Arc<Mutex<Option<String>>> = Arc::default();
+        {
+            let pipeline_weak = pipeline.downgrade();
+            let elements = self.elements.clone();
+            let fragment_ns = self.cfg.fragment_duration.as_nanos() as u64;
+            let last_data = last_data_mono.clone();
+            let mux_slot = mux_slot.clone();
+            let sink_state = sink_state.clone();
+            let link_error = link_error.clone();
+            let got_media = got_media.clone();
+            src.connect_pad_added(move |_src, pad| {
+                let Some(pipeline) = pipeline_weak.upgrade() else {
+                    return;
+                };
+                let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
+                let enc = caps
+                    .as_ref()
+                    .and_then(|c| c.structure(0))
+                    .and_then(|s| s.get::<String>("encoding-name").ok())
+                    .unwrap_or_default()
+                    .to_ascii_uppercase();
+                let names = match enc.as_str() {
+                    "H264" => [
+                        &elements.h264_depay,
+                        &elements.h264_parse,
+                        &elements.h264_timestamper,
+                    ],
+                    "H265" => [
+                        &elements.h265_depay,
+                        &elements.h265_parse,
+                        &elements.h265_timestamper,
+                    ],
+                    other => {
+                        *link_error.lock().unwrap() = Some(format!(
+                            "unsupported video encoding {other:?} (H264 and H265 are)"
+                        ));
+                        return;
+                    }
+                };
+                let build = || -> Result<(), String> {
+                    let mk = |f: &str| {
+                        gst::ElementFactory::make(f)
+                            .build()
+                            .map_err(|_| format!("GStreamer element {f:?} is not available"))
+                    };
+                    let depay = mk(names[0])?;
+                    let parse = mk(names[1])?;
+                    let ts = mk(names[2])?;
+                    let mux = mk(&elements.muxer)?;
+                    if mux.has_property("fragment-duration") {
+                        mux.set_property("fragment-duration", fragment_ns);
+                    }
+                    if mux.has_property("send-force-keyunit") {
+                        mux.set_property("send-force-keyunit", false);
+                    }
+                    let sink = gst_app::AppSink::builder()
+                        .sync(false)
+                        .buffer_list(true)
+                        .max_buffers(0)
+                        .build();
+                    {
+                        let st = sink_state.clone();
+                        let got = got_media.clone();
+                        sink.set_callbacks(
+                            gst_app::AppSinkCallbacks::builder()
+                                .new_sample(move |s| {
+                                    got.store(true, Ordering::Relaxed);
+                                    st.lock().unwrap().on_sample(s)
+                                })
+                                .build(),
+                        );
+                    }
+                    let all = [&depay, &parse, &ts, &mux, sink.upcast_ref()];
+                    pipeline.add_many(all).map_err(|e| e.to_string())?;
+                    gst::Element::link_many(all).map_err(|e| format!("link: {e}"))?;
+                    let ld = last_data.clone();
+                    depay
+                        .static_pad("src")
+                        .ok_or("depayloader has no src pad")?
+                        .add_probe(
+                            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                            move |_, _| {
+                                ld.store(mono_ns(), Ordering::Relaxed);
+                                gst::PadProbeReturn::Ok
+                            },
+                        );
+                    for e in all.iter().rev() {
+                        e.sync_state_with_parent().map_err(|e| e.to_string())?;
+                    }
+                    pad.link(
+                        &depay
+                            .static_pad("sink")
+                            .ok_or("depayloader has no sink pad")?,
+                    )
+                    .map_err(|e| format!("link rtspsrc: {e:?}"))?;
+                    *mux_slot.lock().unwrap() = Some(mux);
+                    Ok(())
+                };
+                if let Err(e) = build() {
+                    *link_error.lock().unwrap() = Some(e);
+                }
+            });
+        }
+
+        let bus = pipeline.bus().ok_or("pipeline has no bus")?;
+        pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| format!("cannot start: {e}"))?;
+        info!(camera = %camera, url = %self.cfg.redacted_url(), "connecting");
+        let start = Instant::now();
+        let stall_ns = self.cfg.stall_timeout.as_nanos() as i64;
+        let mut connected_logged = false;
+        let ended = loop {
+            if self.stop.load(Ordering::Relaxed) {
+                break Ended::Stopped;
+            }
+            if let Some(e) = link_error.lock().unwrap().take() {
+                break Ended::Lost(e);
+            }
+            let last = last_data_mono.load(Ordering::Relaxed);
+            if last == 0 {
+                if start.elapsed() > self.cfg.stall_timeout * 2 {
+                    break Ended::Lost(format!(
+                        "no media within {:?} of connecting",
+                        self.cfg.stall_timeout * 2
+                    ));
+                }
+            } else {
+                if !connected_logged {
+                    connected_logged = true;
+                    self.status.connected.store(true, Ordering::Relaxed);
+                    info!(camera = %camera, "receiving media");
+                }
+                if mono_ns() - last > stall_ns {
+                    break Ended::Lost(format!("no data for {:?}", self.cfg.stall_timeout));
+                }
+            }
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+                continue;
+            };
+            use gst::MessageView;
+            match msg.view() {
+                MessageView::Eos(_) => break Ended::Lost("end of stream".into()),
+                MessageView::Error(e) => {
+                    break Ended::Lost(format!(
+                        "{} ({})",
+                        e.error(),
+                        e.src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default()
+                    ))
+                }
+                MessageView::Warning(w) => {
+                    debug!(camera = %camera, "gstreamer warning: {}", w.error())
+                }
+                _ => {}
+            }
+        };
+        // Push EOS into the muxer so it emits its half-built fragment, and wait for it to reach
+        // the appsink before tearing down.
+        let mux = mux_slot.lock().unwrap().take();
+        if let Some(mux) = mux {
+            for pad in mux.sink_pads() {
+                pad.send_event(gst::event::Eos::new());
+            }
+            let deadline = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < deadline {
+                match bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
+                    Some(m) if matches!(m.view(), gst::MessageView::Eos(_)) => break,
+                    Some(m) if matches!(m.view(), gst::MessageView::Error(_)) => break,
+                    _ => {}
+                }
+            }
+        }
+        let _ = pipeline.set_state(gst::State::Null);
+        Ok(ended)
+    }
+}

@@ -1,0 +1,18 @@
+//! edgerec: a video recorder for ARM edge gateways.
+//!
+//! RTSP cameras are recorded continuously into self-contained fragmented-MP4 segment files on the
+//! card, indexed in SQLite, kept under a size limit by evicting the oldest media first
+//! (`../shared/DESIGN.md`; the seeds `000_*` to `004_*` define the semantics).
+//!
+//! Modules: [`config`] (the TOML file and its rules), [`duration`] (ISO 8601 durations), [`mp4`]
+//! (reading our own segment files), [`index`] (SQLite schema and queries), [`store`] (files and
+//! index together: writer, recovery, fsck), [`ingest`] (GStreamer pipelines), [`recorder`] (wiring
+//! for `edgerec run`).
+
+pub mod config;
+pub mod duration;
+pub mod index;
+pub mod ingest;
+pub mod mp4;
+pub mod recorder;
+pub mod store;

@@ -1,0 +1,160 @@
+//! The `edgerec` command: `run`, `check-config` and `fsck`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use edgerec::config::Config;
+use edgerec::store::{fsck, fsutil, Store};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Video recorder for edge gateways: RTSP cameras to fMP4 segments on the card"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Record every enabled camera until SIGTERM or SIGINT (a second signal exits at once).
+    Run {
+        /// Configuration file.
+        #[arg(long, default_value = "/etc/edgerec/edgerec.toml")]
+        config: PathBuf,
+    },
+    /// Validate a configuration file; exits 2 naming the key and the rule on error.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(long, default_value = "/etc/edgerec/edgerec.toml")]
+        config: PathBuf,
+    },
+    /// Check the index against the media files (exit 1 on any mismatch).
+    Fsck {
+        /// Configuration file.
+        #[arg(long, default_value = "/etc/edgerec/edgerec.toml")]
+        config: PathBuf,
+        /// Fix what can be fixed: recover open segments, drop rows without files, adopt orphans.
+        #[arg(long, conflicts_with = "rebuild")]
+        repair: bool,
+        /// Recreate the index from the media files alone.
+        #[arg(long)]
+        rebuild: bool,
+    },
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("EDGEREC_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if journal {
+        // The journal stamps time itself; no colours there.
+        b.with_ansi(false).without_time().init();
+    } else {
+        b.init();
+    }
+}
+
+fn load(config: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(config).map_err(|e| {
+        eprintln!("edgerec: {}: {e}", config.display());
+        ExitCode::from(2)
+    })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.cmd {
+        Cmd::CheckConfig { config } => match load(&config) {
+            Ok(c) => {
+                println!(
+                    "{}: ok: device {}, {} camera(s), storage {} (max {} MiB)",
+                    config.display(),
+                    c.device_id,
+                    c.cameras.len(),
+                    c.storage.path.display(),
+                    c.storage.max_size_bytes / edgerec::config::MIB
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Cmd::Run { config } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            let stop = Arc::new(AtomicBool::new(false));
+            for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+                // The second signal exits at once (code 1); the first asks for a clean stop.
+                let _ = signal_hook::flag::register_conditional_shutdown(sig, 1, stop.clone());
+                let _ = signal_hook::flag::register(sig, stop.clone());
+            }
+            match edgerec::recorder::run(&cfg, stop) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Fsck {
+            config,
+            repair,
+            rebuild,
+        } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match fsck_cmd(&cfg, repair, rebuild) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("edgerec fsck: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn fsck_cmd(cfg: &Config, repair: bool, rebuild: bool) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    let _lock = fsutil::lock_store(&cfg.storage.path)
+        .context("the store is in use (stop the recorder before fsck)")?;
+    let mut store = Store::open(&cfg.storage.path, &cfg.storage.index_path)?;
+    if rebuild {
+        let n = fsck::rebuild(&mut store)?;
+        println!("rebuilt the index from {n} segment file(s)");
+    } else if repair {
+        let found = fsck::repair(&mut store)?;
+        for p in &found {
+            println!("repaired: {p}");
+        }
+    }
+    let problems = fsck::check(&mut store)?;
+    for p in &problems {
+        println!("{p}");
+    }
+    let rows = store.index().all_segments()?;
+    let bytes: i64 = rows.iter().map(|r| r.size_bytes).sum();
+    println!(
+        "{} segment(s), {} bytes, {} problem(s)",
+        rows.len(),
+        bytes,
+        problems.len()
+    );
+    Ok(if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,356 @@
+//! Reading our own fragmented-MP4 segment files (ISO/IEC 14496-12) just far enough to recover them.
+//!
+//! A segment file is `ftyp` + `moov` (the init segment) followed by fragments, each an optional
+//! `styp`/`prft`/`sidx` prefix, one `moof` and one `mdat`. [`scan`] walks the top-level boxes and
+//! reports the init segment size, the track timescale and codec, and every *complete* fragment
+//! (offset, size, duration); a torn tail (a box cut short by a crash) ends the scan and is reported
+//! as the valid length, so that recovery can truncate to it. Writing MP4 is the muxer's job, not
+//! this module's.
+
+use std::io::{Read, Seek, SeekFrom};
+
+/// One complete fragment inside a segment file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FragmentInfo {
+    /// Byte offset of the fragment's first box in the file.
+    pub offset: u64,
+    /// Bytes from `offset` to the end of its `mdat`.
+    pub size: u64,
+    /// Sum of the sample durations of the first track, in `timescale` units.
+    pub duration_ticks: u64,
+}
+
+/// What [`scan`] found in a segment file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentScan {
+    /// Bytes of `ftyp` + `moov` (the init segment), 0 if there is none.
+    pub init_size: u64,
+    /// Media timescale (ticks per second) of the first track, from `mdhd`.
+    pub timescale: u32,
+    /// Sample entry of the first track (`avc1`, `avc3`, `hvc1`, `hev1`, ...).
+    pub codec: String,
+    /// Complete fragments in file order.
+    pub fragments: Vec<FragmentInfo>,
+    /// Bytes up to the end of the last complete fragment (or of the init segment).
+    pub valid_len: u64,
+    /// File length in bytes as read.
+    pub file_len: u64,
+}
+
+impl SegmentScan {
+    /// Total duration of the complete fragments in nanoseconds.
+    pub fn duration_ns(&self) -> u64 {
+        let ticks: u64 = self.fragments.iter().map(|f| f.duration_ticks).sum();
+        ticks_to_ns(ticks, self.timescale)
+    }
+}
+
+/// Converts `ticks` of a `timescale` clock to nanoseconds (0 if the timescale is 0).
+pub fn ticks_to_ns(ticks: u64, timescale: u32) -> u64 {
+    if timescale == 0 {
+        return 0;
+    }
+    (u128::from(ticks) * 1_000_000_000 / u128::from(timescale)) as u64
+}
+
+/// Error reading a segment file.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    /// I/O error.
+    #[error("read: {0}")]
+    Io(#[from] std::io::Error),
+    /// The file does not start with a usable init segment.
+    #[error("no init segment: {0}")]
+    NoInit(&'static str),
+}
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    b.get(at..at + 4)
+        .map(|s| u32::from_be_bytes(s.try_into().unwrap()))
+}
+fn be64(b: &[u8], at: usize) -> Option<u64> {
+    b.get(at..at + 8)
+        .map(|s| u64::from_be_bytes(s.try_into().unwrap()))
+}
+
+/// Iterates the child boxes of `buf`: yields (type, body).
+fn children(buf: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    let mut pos = 0usize;
+    std::iter::from_fn(move || {
+        let size = be32(buf, pos)? as u64;
+        let typ: [u8; 4] = buf.get(pos + 4..pos + 8)?.try_into().ok()?;
+        let (hdr, size) = match size {
+            1 => (16u64, be64(buf, pos + 8)?),
+            0 => (8, (buf.len() - pos) as u64),
+            s => (8, s),
+        };
+        if size < hdr || pos as u64 + size > buf.len() as u64 {
+            return None;
+        }
+        let body = &buf[pos + hdr as usize..pos + size as usize];
+        pos += size as usize;
+        Some((typ, body))
+    })
+}
+
+fn find<'a>(buf: &'a [u8], path: &[&[u8; 4]]) -> Option<&'a [u8]> {
+    let (first, rest) = path.split_first()?;
+    let (_, body) = children(buf).find(|(t, _)| t == *first)?;
+    if rest.is_empty() {
+        Some(body)
+    } else {
+        find(body, rest)
+    }
+}
+
+/// Parses `moov`: (timescale of the first track, codec four-cc).
+fn parse_moov(moov: &[u8]) -> Option<(u32, String)> {
+    let trak = find(moov, &[b"trak"])?;
+    let mdhd = find(trak, &[b"mdia", b"mdhd"])?;
+    let timescale = if mdhd.first()? == &1 {
+        be32(mdhd, 20)?
+    } else {
+        be32(mdhd, 12)?
+    };
+    let stsd = find(trak, &[b"mdia", b"minf", b"stbl", b"stsd"])?;
+    let codec = stsd
+        .get(12..16)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .unwrap_or_default();
+    Some((timescale, codec))
+}
+
+/// Sum of sample durations of the first `traf` of a `moof` body, in track timescale units.
+fn moof_duration(moof: &[u8], trex_default: u32) -> u64 {
+    let Some(traf) = find(moof, &[b"traf"]) else {
+        return 0;
+    };
+    let mut default_dur = trex_default;
+    let mut total = 0u64;
+    for (typ, body) in children(traf) {
+        match &typ {
+            b"tfhd" => {
+                let flags = be32(body, 0).unwrap_or(0) & 0xff_ffff;
+                let mut at = 8; // version/flags + track_ID
+                if flags & 0x1 != 0 {
+                    at += 8;
+                }
+                if flags & 0x2 != 0 {
+                    at += 4;
+                }
+                if flags & 0x8 != 0 {
+                    default_dur = be32(body, at).unwrap_or(default_dur);
+                }
+            }
+            b"trun" => {
+                let flags = be32(body, 0).unwrap_or(0) & 0xff_ffff;
+                let count = be32(body, 4).unwrap_or(0) as usize;
+                let mut at = 8;
+                if flags & 0x1 != 0 {
+                    at += 4;
+                }
+                if flags & 0x4 != 0 {
+                    at += 4;
+                }
+                let per = [0x100, 0x200, 0x400, 0x800]
+                    .iter()
+                    .filter(|f| flags & **f != 0)
+                    .count()
+                    * 4;
+                for i in 0..count {
+                    let d = if flags & 0x100 != 0 {
+                        be32(body, at + i * per).unwrap_or(0)
+                    } else {
+                        default_dur
+                    };
+                    total += u64::from(d);
+                }
+            }
+            _ => {}
+        }
+    }
+    total
+}
+
+/// Reads a whole segment file and scans it (see the module docs).
+pub fn scan_file(path: &std::path::Path) -> Result<SegmentScan, ScanError> {
+    let mut f = std::fs::File::open(path)?;
+    scan(&mut f)
+}
+
+/// Scans a segment: reads box headers, and the bodies of `moov` and `moof` only.
+pub fn scan<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ScanError> {
+    let file_len = r.seek(SeekFrom::End(0))?;
+    r.seek(SeekFrom::Start(0))?;
+    let mut pos = 0u64;
+    let mut out = SegmentScan {
+        init_size: 0,
+        timescale: 0,
+        codec: String::new(),
+        fragments: Vec::new(),
+        valid_len: 0,
+        file_len,
+    };
+    let mut trex_default = 0u32;
+    let mut frag_start: Option<u64> = None;
+    let mut frag_ticks = 0u64;
+    let mut seen_moof = false;
+    let mut hdr = [0u8; 16];
+    while pos + 8 <= file_len {
+        r.seek(SeekFrom::Start(pos))?;
+        r.read_exact(&mut hdr[..8])?;
+        let mut size = u64::from(u32::from_be_bytes(hdr[0..4].try_into().unwrap()));
+        let typ: [u8; 4] = hdr[4..8].try_into().unwrap();
+        let mut hlen = 8u64;
+        if size == 1 {
+            if pos + 16 > file_len {
+                break;
+            }
+            r.read_exact(&mut hdr[8..16])?;
+            size = u64::from_be_bytes(hdr[8..16].try_into().unwrap());
+            hlen = 16;
+        }
+        if size < hlen || pos + size > file_len {
+            break; // torn or size 0: the tail is not a complete box
+        }
+        let body_len = (size - hlen) as usize;
+        match &typ {
+            b"ftyp" if out.init_size == 0 && pos == 0 => {}
+            b"moov" if out.init_size == 0 => {
+                let mut body = vec![0u8; body_len];
+                r.read_exact(&mut body)?;
+                let (ts, codec) =
+                    parse_moov(&body).ok_or(ScanError::NoInit("moov has no track"))?;
+                out.timescale = ts;
+                out.codec = codec;
+                if let Some(trex) = find(&body, &[b"mvex", b"trex"]) {
+                    trex_default = be32(trex, 12).unwrap_or(0);
+                }
+                out.init_size = pos + size;
+                out.valid_len = out.init_size;
+            }
+            _ if out.init_size == 0 => {
+                return Err(ScanError::NoInit("file does not start with ftyp+moov"))
+            }
+            b"moof" => {
+                if seen_moof {
+                    break; // moof without its mdat: corrupt from here on
+                }
+                let mut body = vec![0u8; body_len];
+                r.read_exact(&mut body)?;
+                frag_ticks = moof_duration(&body, trex_default);
+                frag_start.get_or_insert(pos);
+                seen_moof = true;
+            }
+            b"mdat" => {
+                if !seen_moof {
+                    break;
+                }
+                let start = frag_start.take().unwrap_or(pos);
+                out.fragments.push(FragmentInfo {
+                    offset: start,
+                    size: pos + size - start,
+                    duration_ticks: frag_ticks,
+                });
+                out.valid_len = pos + size;
+                seen_moof = false;
+            }
+            b"styp" | b"prft" | b"sidx" | b"free" | b"emsg" => {
+                if seen_moof {
+                    break;
+                }
+                frag_start.get_or_insert(pos);
+            }
+            _ => break,
+        }
+        pos += size;
+    }
+    if out.init_size == 0 {
+        return Err(ScanError::NoInit("no complete ftyp+moov"));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    fn bx(typ: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(typ);
+        v.extend_from_slice(body);
+        v
+    }
+
+    fn full(version_flags: u32, rest: &[u8]) -> Vec<u8> {
+        let mut v = version_flags.to_be_bytes().to_vec();
+        v.extend_from_slice(rest);
+        v
+    }
+
+    /// A minimal init segment with timescale 90000 and an `avc1` sample entry.
+    fn init() -> Vec<u8> {
+        let mut mdhd = vec![0u8; 20];
+        mdhd[12..16].copy_from_slice(&90_000u32.to_be_bytes());
+        let mut stsd = full(0, &1u32.to_be_bytes());
+        stsd.extend(bx(b"avc1", &[0u8; 8]));
+        let stbl = bx(b"stbl", &bx(b"stsd", &stsd));
+        let minf = bx(b"minf", &stbl);
+        let mdia = bx(b"mdia", &[bx(b"mdhd", &mdhd), minf].concat());
+        let trak = bx(b"trak", &mdia);
+        let mut v = bx(b"ftyp", b"iso6mp41");
+        v.extend(bx(b"moov", &trak));
+        v
+    }
+
+    /// A fragment of `n` samples of 3600 ticks (40 ms at 90 kHz) with `payload` bytes of mdat.
+    fn fragment(n: u32, payload: usize) -> Vec<u8> {
+        let mut trun = n.to_be_bytes().to_vec();
+        for _ in 0..n {
+            trun.extend(3600u32.to_be_bytes());
+        }
+        let traf = bx(
+            b"traf",
+            &[
+                bx(b"tfhd", &full(0, &1u32.to_be_bytes())),
+                bx(b"trun", &full(0x100, &trun)),
+            ]
+            .concat(),
+        );
+        let mut v = bx(b"moof", &traf);
+        v.extend(bx(b"mdat", &vec![0xAB; payload]));
+        v
+    }
+
+    #[test]
+    fn scans_complete_file() {
+        let mut f = init();
+        let init_len = f.len() as u64;
+        f.extend(fragment(25, 1000));
+        f.extend(fragment(50, 2000));
+        let s = scan(&mut Cursor::new(&f)).unwrap();
+        assert_eq!(s.init_size, init_len);
+        assert_eq!(s.timescale, 90_000);
+        assert_eq!(s.codec, "avc1");
+        assert_eq!(s.fragments.len(), 2);
+        assert_eq!(s.fragments[0].offset, init_len);
+        assert_eq!(s.fragments[1].duration_ticks, 50 * 3600);
+        assert_eq!(s.valid_len, f.len() as u64);
+        assert_eq!(s.duration_ns(), 3_000_000_000);
+    }
+
+    #[test]
+    fn torn_tail_is_cut_at_every_point() {
+        let mut f = init();
+        f.extend(fragment(25, 1000));
+        let good = f.len();
+        f.extend(fragment(25, 1000));
+        for cut in good..f.len() {
+            let s = scan(&mut Cursor::new(&f[..cut])).unwrap();
+            assert_eq!(s.fragments.len(), 1, "cut at {cut}");
+            assert_eq!(s.valid_len, good as u64);
+        }
+        assert!(scan(&mut Cursor::new(&f[..20])).is_err());
+    }
+}
