@@ -478,7 +478,7 @@ mod tests {
     fn migrations_and_eviction_order() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("i.sqlite3");
-        let mut ix = Index::open(&p).unwrap();
+        let ix = Index::open(&p).unwrap();
         let r = ix.insert_run("a", 0, "connect").unwrap();
         let a1 = ix.insert_segment(&seg("a", r, 10, "a1")).unwrap();
         let mut up = seg("a", r, 20, "a2");

@@ -5,8 +5,8 @@
 //! listens. Not part of what ships on a gateway.
 
 use clap::Parser;
-use gst::prelude::*;
 use gstreamer as gst;
+use gstreamer_app as gst_app;
 use gstreamer_rtsp_server as rtsp;
 use rtsp::prelude::*;
 
@@ -55,26 +55,17 @@ struct Args {
 }
 
 fn launch_line(a: &Args) -> Result<String, String> {
+    let raw = raw_caps(a);
     let source = match &a.file {
         Some(f) => {
-            let uri = gst::glib::filename_to_uri(
-                std::fs::canonicalize(f).map_err(|e| format!("{}: {e}", f.display()))?,
-                None,
-            )
-            .map_err(|e| e.to_string())?;
-            format!(
-                "uridecodebin3 uri={uri} caps=video/x-raw ! videoconvert ! videoscale ! videorate"
-            )
+            std::fs::metadata(f).map_err(|e| format!("{}: {e}", f.display()))?;
+            format!("appsrc name=feed is-live=true format=time caps={raw}")
         }
         None => format!(
             "videotestsrc is-live=true pattern={} ! timeoverlay",
             a.pattern
         ),
     };
-    let raw = format!(
-        "video/x-raw,format=I420,width={},height={},framerate={}/1",
-        a.width, a.height, a.fps
-    );
     let enc = match a.codec.as_str() {
         "h264" => format!(
             "x264enc tune=zerolatency speed-preset=ultrafast bitrate={} key-int-max={} ! video/x-h264,profile=main ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1",
@@ -87,6 +78,82 @@ fn launch_line(a: &Args) -> Result<String, String> {
         other => return Err(format!("--codec must be h264 or h265, got {other:?}")),
     };
     Ok(format!("( {source} ! {raw} ! {enc} )"))
+}
+
+fn raw_caps(a: &Args) -> String {
+    format!(
+        "video/x-raw,format=I420,width={},height={},framerate={}/1",
+        a.width, a.height, a.fps
+    )
+}
+
+fn a_fps(raw: &str) -> u32 {
+    raw.rsplit("framerate=")
+        .next()
+        .and_then(|f| f.split('/').next())
+        .and_then(|f| f.parse().ok())
+        .unwrap_or(25)
+}
+
+/// Decodes `file` in a pipeline of its own (not live, so it can seek), loops it by seeking back to
+/// the start at its end, and pushes its frames into `src` at `fps` in real time. Returns when the
+/// RTSP media goes away (the push fails).
+fn feed_file(
+    file: &std::path::Path,
+    raw: &str,
+    fps: u32,
+    src: &gst_app::AppSrc,
+) -> Result<(), String> {
+    use gst::prelude::*;
+    let location = file.to_str().ok_or("file name is not UTF-8")?;
+    let dec = gst::parse::launch(&format!(
+        "filesrc location=\"{location}\" ! decodebin ! videoconvert ! videoscale ! videorate ! {raw} ! appsink name=out sync=false max-buffers=8"
+    ))
+    .map_err(|e| e.to_string())?
+    .downcast::<gst::Pipeline>()
+    .map_err(|_| "not a pipeline")?;
+    let out = dec
+        .by_name("out")
+        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
+        .ok_or("no appsink")?;
+    dec.set_state(gst::State::Playing)
+        .map_err(|e| e.to_string())?;
+    let start = std::time::Instant::now();
+    let frame = std::time::Duration::from_secs(1) / fps.max(1);
+    let mut n: u32 = 0;
+    let mut base: Option<gst::ClockTime> = None;
+    let result = loop {
+        let Some(sample) = out.try_pull_sample(gst::ClockTime::from_seconds(5)) else {
+            if out.is_eos() {
+                let _ = dec.seek_simple(
+                    gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
+                    gst::ClockTime::ZERO,
+                );
+                continue;
+            }
+            break Err("decoder stalled".to_string());
+        };
+        let Some(buf) = sample.buffer() else { continue };
+        let mut buf = buf.copy();
+        {
+            let b = buf.make_mut();
+            let base = *base
+                .get_or_insert_with(|| src.current_running_time().unwrap_or(gst::ClockTime::ZERO));
+            let pts = base + gst::ClockTime::from_nseconds(frame.as_nanos() as u64 * u64::from(n));
+            b.set_pts(pts);
+            b.set_dts(gst::ClockTime::NONE);
+            b.set_duration(gst::ClockTime::from_nseconds(frame.as_nanos() as u64));
+        }
+        n += 1;
+        if let Some(wait) = (start + frame * n).checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        if src.push_buffer(buf).is_err() {
+            break Ok(());
+        }
+    };
+    let _ = dec.set_state(gst::State::Null);
+    result
 }
 
 fn main() -> std::process::ExitCode {
@@ -107,44 +174,24 @@ fn run(a: &Args) -> Result<(), String> {
     let factory = rtsp::RTSPMediaFactory::new();
     factory.set_launch(&launch_line(a)?);
     factory.set_shared(true);
-    if a.file.is_some() {
-        // Loop the file: on end of stream, seek back to the start.
-        factory.connect_media_configure(|_, media| {
-            let element = media.element();
-            let weak = element.downgrade();
-            if let Some(bin) = element.downcast_ref::<gst::Bin>() {
-                if let Some(dec) = bin
-                    .iterate_recurse()
-                    .into_iter()
-                    .flatten()
-                    .find(|e| e.factory().is_some_and(|f| f.name() == "uridecodebin3"))
-                {
-                    if let Some(pad) = dec.static_pad("src") {
-                        let _ = pad;
-                    }
-                    let w2 = weak.clone();
-                    dec.connect_pad_added(move |_, pad| {
-                        let w3 = w2.clone();
-                        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
-                            if let Some(gst::PadProbeData::Event(ev)) = &info.data {
-                                if ev.type_() == gst::EventType::Eos {
-                                    if let Some(e) = w3.upgrade() {
-                                        let e2 = e.clone();
-                                        std::thread::spawn(move || {
-                                            let _ = e2.seek_simple(
-                                                gst::SeekFlags::FLUSH | gst::SeekFlags::SEGMENT,
-                                                gst::ClockTime::ZERO,
-                                            );
-                                        });
-                                    }
-                                    return gst::PadProbeReturn::Drop;
-                                }
-                            }
-                            gst::PadProbeReturn::Ok
-                        });
-                    });
+    if let Some(file) = a.file.clone() {
+        let raw = raw_caps(a);
+        factory.connect_media_configure(move |_, media| {
+            let bin = media.element();
+            let Some(src) = bin
+                .downcast_ref::<gst::Bin>()
+                .and_then(|b| b.by_name("feed"))
+                .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
+            else {
+                eprintln!("edgerec-testcam: no appsrc in the media pipeline");
+                return;
+            };
+            let (file, raw, fps) = (file.clone(), raw.clone(), a_fps(&raw));
+            std::thread::spawn(move || {
+                if let Err(e) = feed_file(&file, &raw, fps, &src) {
+                    eprintln!("edgerec-testcam: {}: {e}", file.display());
                 }
-            }
+            });
         });
     }
     if let (Some(user), Some(pass)) = (&a.user, &a.password) {

@@ -352,7 +352,12 @@ impl Writer {
             if need == 0 {
                 return true;
             }
-            if !self.evict(need, "size limit") {
+            let why = if over >= short {
+                "size limit"
+            } else {
+                "free-space floor"
+            };
+            if !self.evict(need, why) {
                 return false;
             }
         }

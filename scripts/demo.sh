@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The built-in demo: a test camera and the recorder on ./demo-data. Ctrl-C stops both cleanly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=target/release
+port=${DEMO_PORT:-8554}
+mkdir -p demo-data
+cat > demo-data/edgerec.toml <<EOC
+device_id = "demo-gw"
+[storage]
+path = "$PWD/demo-data"
+max_size_mib = 1024
+min_free_mib = 256
+segment_length = "PT30S"
+[[camera]]
+id = "demo-cam"
+url = "rtsp://127.0.0.1:$port/stream"
+retention = "P1D"
+EOC
+"$bin/edgerec" check-config --config demo-data/edgerec.toml
+"$bin/edgerec-testcam" --port "$port" --width 1280 --height 720 --bitrate 2000 > demo-data/testcam.log 2>&1 &
+cam=$!
+trap 'kill $cam 2>/dev/null || true' EXIT
+for _ in $(seq 50); do grep -q READY demo-data/testcam.log && break; sleep 0.1; done
+cat <<MSG
+
+  Test camera:  rtsp://127.0.0.1:$port/stream
+  Recordings:   $PWD/demo-data/media/demo-cam/YYYY/MM/DD/<UTC start>.mp4  (30 s segments)
+  Index:        $PWD/demo-data/index.sqlite3
+  Play one:     ffplay \$(ls -t demo-data/media/demo-cam/*/*/*/*.mp4 | tail -1)
+  Check:        $bin/edgerec fsck --config demo-data/edgerec.toml   (after stopping)
+  Stop:         Ctrl-C
+
+MSG
+"$bin/edgerec" run --config demo-data/edgerec.toml

@@ -1,0 +1,340 @@
+//! Test harness: starts real processes (the RTSP test camera, the recorder, ffmpeg) on 127.0.0.1
+//! and free ports, and reads the index the way an operator would. Every process is killed on drop.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use edgerec::index::SegmentRow;
+
+pub const EDGEREC: &str = env!("CARGO_BIN_EXE_edgerec");
+pub const TESTCAM: &str = env!("CARGO_BIN_EXE_edgerec-testcam");
+
+/// Fails loudly if a tool the tests need is missing (never skip).
+pub fn require(tool: &str) {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        ok,
+        "{tool} is required by this test: install it (make deps / .ci/run do)"
+    );
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn now_utc_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i64
+}
+
+/// Polls `cond` every 100 ms until it holds or `timeout` passes; panics with `what` on timeout.
+pub fn wait_for(timeout: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// A running `edgerec-testcam`.
+pub struct TestCam {
+    child: Child,
+    pub port: u16,
+    args: Vec<String>,
+}
+
+impl TestCam {
+    /// Starts a camera with extra args (e.g. `["--codec", "h265"]`); waits until it listens.
+    pub fn start(extra: &[&str]) -> TestCam {
+        let port = free_port();
+        let args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let child = Self::spawn(port, &args);
+        TestCam { child, port, args }
+    }
+
+    fn spawn(port: u16, args: &[String]) -> Child {
+        let mut child = Command::new(TESTCAM)
+            .args(["--port", &port.to_string()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start edgerec-testcam");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("READY "),
+            "testcam did not start: {line:?}"
+        );
+        child
+    }
+
+    pub fn url(&self) -> String {
+        format!("rtsp://127.0.0.1:{}/stream", self.port)
+    }
+
+    /// Kills the camera (an outage).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.child = Self::spawn(self.port, &self.args);
+    }
+}
+
+impl Drop for TestCam {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A storage directory with a config file.
+pub struct Site {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Site {
+    /// Writes a config with the given `[storage]` extra lines and cameras (id, url, extra lines).
+    pub fn new(storage_extra: &str, cameras: &[(&str, String, &str)]) -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        Self::in_dir(dir, storage_extra, cameras)
+    }
+
+    pub fn in_dir(
+        dir: tempfile::TempDir,
+        storage_extra: &str,
+        cameras: &[(&str, String, &str)],
+    ) -> Site {
+        let mut t = format!(
+            "device_id = \"test-gw\"\n[storage]\npath = \"{}\"\n{}\n",
+            dir.path().join("store").display(),
+            storage_extra
+        );
+        for (id, url, extra) in cameras {
+            t += &format!("[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n");
+        }
+        let config = dir.path().join("edgerec.toml");
+        std::fs::write(&config, t).unwrap();
+        Site { dir, config }
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn index_path(&self) -> PathBuf {
+        self.store().join("index.sqlite3")
+    }
+
+    /// Complete segment rows (read-only connection, as playback would use).
+    pub fn segments(&self) -> Vec<SegmentRow> {
+        if !self.index_path().exists() {
+            return Vec::new();
+        }
+        let Ok(ix) = rusqlite::Connection::open_with_flags(
+            self.index_path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        ) else {
+            return Vec::new();
+        };
+        let mut st = match ix.prepare(
+            "SELECT id, camera, run_id, start_utc_ns, duration_ns, size_bytes, path, state, fragments \
+             FROM segment ORDER BY camera, start_utc_ns",
+        ) {
+            Ok(s) => s,
+            Err(_) => return Vec::new(),
+        };
+        st.query_map([], |r| {
+            Ok(SegmentRow {
+                id: r.get(0)?,
+                camera: r.get(1)?,
+                run_id: r.get(2)?,
+                start_utc_ns: r.get(3)?,
+                duration_ns: r.get(4)?,
+                size_bytes: r.get(5)?,
+                alloc_bytes: 0,
+                init_size_bytes: 0,
+                fragments: edgerec::index::decode_fragments(&r.get::<_, Vec<u8>>(8)?),
+                codec: String::new(),
+                path: r.get(6)?,
+                state: if r.get::<_, i64>(7)? == 1 {
+                    edgerec::index::SegmentState::Complete
+                } else {
+                    edgerec::index::SegmentState::Open
+                },
+                uploaded_utc_ns: None,
+            })
+        })
+        .map(|rows| rows.filter_map(|r| r.ok()).collect())
+        .unwrap_or_default()
+    }
+
+    pub fn complete(&self) -> Vec<SegmentRow> {
+        self.segments()
+            .into_iter()
+            .filter(|s| s.state == edgerec::index::SegmentState::Complete)
+            .collect()
+    }
+
+    /// Every `.mp4` under the store.
+    pub fn media_files(&self) -> Vec<PathBuf> {
+        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "mp4") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut v = Vec::new();
+        walk(&self.store().join("media"), &mut v);
+        v.sort();
+        v
+    }
+
+    /// Allocated bytes of everything in the store but the lock file.
+    pub fn used_bytes(&self) -> u64 {
+        fn walk(d: &Path) -> u64 {
+            use std::os::unix::fs::MetadataExt;
+            let mut t = 0;
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let p = e.path();
+                match std::fs::symlink_metadata(&p) {
+                    Ok(m) if m.is_dir() => t += walk(&p),
+                    Ok(m) => t += m.blocks() * 512,
+                    Err(_) => {}
+                }
+            }
+            t
+        }
+        walk(&self.store())
+    }
+
+    /// Runs `edgerec fsck` and returns (success, output).
+    pub fn fsck(&self, extra: &[&str]) -> (bool, String) {
+        let out = Command::new(EDGEREC)
+            .args(["fsck", "--config"])
+            .arg(&self.config)
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    }
+}
+
+/// A running `edgerec run`.
+pub struct Recorder {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Recorder {
+    pub fn start(site: &Site) -> Recorder {
+        let n = std::fs::read_dir(site.dir.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let log = site.dir.path().join(format!("recorder-{n}.log"));
+        let child = Command::new(EDGEREC)
+            .args(["run", "--config"])
+            .arg(&site.config)
+            .env("EDGEREC_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start edgerec");
+        Recorder { child, log }
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// SIGTERM, then waits; returns (exit success, seconds taken).
+    pub fn terminate(mut self) -> (bool, f64) {
+        let t = Instant::now();
+        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                return (st.success(), t.elapsed().as_secs_f64());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "recorder ignored SIGTERM: {}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `ffmpeg -v error -i F -f null -`: returns what it printed (empty means it decoded cleanly).
+pub fn ffmpeg_errors(file: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("run ffmpeg");
+    let mut s =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        s += &format!("[exit {}]", out.status);
+    }
+    s
+}
+
+/// Asserts that every media file decodes with no ffmpeg output.
+pub fn assert_all_decode(site: &Site) {
+    require("ffmpeg");
+    let files = site.media_files();
+    assert!(!files.is_empty(), "no media files");
+    for f in files {
+        let e = ffmpeg_errors(&f);
+        assert!(e.is_empty(), "{} does not decode cleanly: {e}", f.display());
+    }
+}

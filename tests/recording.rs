@@ -1,0 +1,538 @@
+//! Recording end to end, with a real RTSP camera (`edgerec-testcam`), the real recorder process,
+//! ffmpeg and `edgerec fsck` (issue: "Record cameras continuously to the card"). These tests record
+//! in real time; they are written to run side by side (`make test` runs them in parallel).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const GOP_NS: i64 = 1_000_000_000; // the test cameras send a keyframe every 25 frames at 25 fps
+
+/// testcam → recorder for 70 s at PT30S: two complete segments of 30 s ± one GOP, every file
+/// decodes, fsck is clean, SIGTERM exits 0 within 10 s with the last fragment kept.
+#[test]
+fn records_segments_of_segment_length() {
+    let cam = TestCam::start(&["--width", "640", "--height", "360", "--gop", "25"]);
+    let site = Site::new(
+        "max_size_mib = 512\nmin_free_mib = 0\nsegment_length = \"PT30S\"",
+        &[("front-door", cam.url(), "")],
+    );
+    let rec = Recorder::start(&site);
+    let first_media = Instant::now();
+    wait_for(Duration::from_secs(20), "the first segment row", || {
+        !site.segments().is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(70).saturating_sub(first_media.elapsed()));
+    let stop_at = now_utc_ns();
+    let (ok, secs) = rec.terminate();
+    assert!(ok, "recorder exit status");
+    assert!(secs < 10.0, "shutdown took {secs} s");
+
+    let segs = site.complete();
+    assert_eq!(
+        segs.len(),
+        site.segments().len(),
+        "every row is complete after a clean stop"
+    );
+    assert!(
+        segs.len() >= 3,
+        "expected two full segments and the tail: {segs:?}"
+    );
+    for s in &segs[..2] {
+        let d = s.duration_ns;
+        assert!(
+            (30_000_000_000..=30_000_000_000 + GOP_NS + 50_000_000).contains(&d),
+            "segment {} lasts {} ms, not 30 s + at most one GOP",
+            s.path,
+            d / 1_000_000
+        );
+        assert!(s.path.starts_with("media/front-door/"), "{}", s.path);
+    }
+    for w in segs.windows(2) {
+        let gap = (w[1].start_utc_ns - w[0].end_utc_ns()).abs();
+        assert!(
+            gap < 50_000_000,
+            "segments of one run must be contiguous, gap {gap} ns"
+        );
+        assert_eq!(w[0].run_id, w[1].run_id);
+    }
+    let last_end = segs.last().unwrap().end_utc_ns();
+    assert!(
+        stop_at - last_end < 2 * GOP_NS + 500_000_000,
+        "the last fragment was not flushed: {} ms short",
+        (stop_at - last_end) / 1_000_000
+    );
+    assert_all_decode(&site);
+    let (clean, out) = site.fsck(&[]);
+    assert!(clean, "fsck: {out}");
+    // The index can be rebuilt from the files alone, with the same segments.
+    let (ok, out) = site.fsck(&["--rebuild"]);
+    assert!(ok, "fsck --rebuild: {out}");
+    let rebuilt = site.complete();
+    assert_eq!(rebuilt.len(), segs.len());
+    for (a, b) in rebuilt.iter().zip(&segs) {
+        assert_eq!(
+            (a.path.as_str(), a.size_bytes, a.fragments.len()),
+            (b.path.as_str(), b.size_bytes, b.fragments.len())
+        );
+        assert!(
+            (a.duration_ns - b.duration_ns).abs() < 100_000_000,
+            "{} vs {}",
+            a.duration_ns,
+            b.duration_ns
+        );
+    }
+}
+
+/// `kill -9` at random moments, at least 10 times, while writing, rolling and evicting: after each
+/// restart recovery keeps every complete fragment, fsck is clean, every file decodes and per kill
+/// at most one fragment (one GOP plus pipeline latency) is lost.
+#[test]
+fn survives_kill_9_at_random_moments() {
+    let cam = TestCam::start(&[
+        "--width",
+        "640",
+        "--height",
+        "360",
+        "--gop",
+        "25",
+        "--bitrate",
+        "6000",
+        "--pattern",
+        "snow",
+    ]);
+    let site = Site::new(
+        "max_size_mib = 48\nmin_free_mib = 0",
+        &[("yard", cam.url(), "")],
+    );
+    let mut seed = (now_utc_ns() as u64) | 1;
+    let mut rand = move |lo: u64, hi: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        lo + seed % (hi - lo)
+    };
+    let started = Instant::now();
+    let mut kills = Vec::new();
+    while kills.len() < 10 || started.elapsed() < Duration::from_secs(150) {
+        let rec = Recorder::start(&site);
+        let before = site
+            .segments()
+            .iter()
+            .map(|s| s.end_utc_ns())
+            .max()
+            .unwrap_or(0);
+        wait_for(Duration::from_secs(30), "media after restart", || {
+            site.segments().iter().any(|s| s.start_utc_ns > before)
+        });
+        std::thread::sleep(Duration::from_millis(rand(1_000, 14_000)));
+        let t = now_utc_ns();
+        rec.kill9();
+        kills.push(t);
+    }
+    // One last start recovers the last kill, then a clean stop.
+    let rec = Recorder::start(&site);
+    wait_for(
+        Duration::from_secs(30),
+        "recovery and media after the last kill",
+        || {
+            site.segments()
+                .iter()
+                .any(|s| s.start_utc_ns > *kills.last().unwrap())
+        },
+    );
+    let log = rec.log_text();
+    let (ok, _) = rec.terminate();
+    assert!(ok, "clean stop after recovery: {log}");
+
+    let (clean, out) = site.fsck(&[]);
+    assert!(clean, "fsck after kills: {out}");
+    assert_all_decode(&site);
+    let segs = site.complete();
+    let evictions_happened = segs.first().map(|s| s.start_utc_ns).unwrap_or(0) > kills[0];
+    for &k in &kills {
+        // Media recorded before the kill that is still on the card must reach within one fragment
+        // (1 GOP) plus pipeline latency of the kill; eviction may have removed older media.
+        let Some(end) = segs
+            .iter()
+            .filter(|s| s.start_utc_ns < k)
+            .map(|s| s.end_utc_ns())
+            .max()
+        else {
+            continue;
+        };
+        if end < k - 60_000_000_000 {
+            continue; // that part of the timeline was evicted since
+        }
+        let lost = k - end;
+        assert!(
+            lost <= GOP_NS + 1_500_000_000,
+            "kill at {k}: {} ms of media lost",
+            lost / 1_000_000
+        );
+    }
+    assert!(kills.len() >= 10);
+    assert!(
+        evictions_happened,
+        "the test should have evicted while being killed"
+    );
+}
+
+/// A small limit with a high-bitrate camera: usage never passes the limit, the oldest media goes
+/// first, recording goes on.
+#[test]
+fn eviction_keeps_usage_under_the_limit() {
+    let cam = TestCam::start(&[
+        "--width",
+        "640",
+        "--height",
+        "360",
+        "--bitrate",
+        "8000",
+        "--pattern",
+        "snow",
+    ]);
+    let limit: u64 = 40 * 1024 * 1024;
+    let site = Site::new(
+        "max_size_mib = 40\nmin_free_mib = 0",
+        &[("lot", cam.url(), "")],
+    );
+    let rec = Recorder::start(&site);
+    let start = Instant::now();
+    let mut seen: Vec<String> = Vec::new();
+    let mut evicted: Vec<String> = Vec::new();
+    let mut max_used = 0;
+    while start.elapsed() < Duration::from_secs(130) {
+        let used = site.used_bytes();
+        max_used = max_used.max(used);
+        assert!(used <= limit, "usage {used} passed the limit {limit}");
+        let now: Vec<String> = site.segments().into_iter().map(|s| s.path).collect();
+        for p in &seen {
+            if !now.contains(p) && !evicted.contains(p) {
+                evicted.push(p.clone());
+            }
+        }
+        for p in now {
+            if !seen.contains(&p) {
+                seen.push(p);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let segs_before_stop = site.segments();
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    assert!(
+        !evicted.is_empty(),
+        "nothing was evicted (max usage {max_used})"
+    );
+    // Oldest first: file names sort by start time, every evicted one is older than every remaining one.
+    let remaining: Vec<String> = site.segments().into_iter().map(|s| s.path).collect();
+    let newest_evicted = evicted.iter().max().unwrap();
+    assert!(
+        remaining.iter().all(|r| r > newest_evicted),
+        "evicted {evicted:?} but kept {remaining:?}"
+    );
+    // Recording went on after the first eviction.
+    let last = segs_before_stop
+        .iter()
+        .map(|s| s.start_utc_ns)
+        .max()
+        .unwrap();
+    assert!(
+        now_utc_ns() - last < 40_000_000_000,
+        "no new segment for 40 s"
+    );
+    assert!(
+        site.complete()
+            .iter()
+            .map(|s| s.end_utc_ns())
+            .max()
+            .unwrap()
+            > now_utc_ns() - 5_000_000_000
+    );
+    let (clean, out) = site.fsck(&[]);
+    assert!(clean, "{out}");
+}
+
+/// A small tmpfs that another process fills (the size limit is larger than the filesystem, the
+/// free-space floor is zero): the recorder evicts its oldest media and goes on recording.
+#[test]
+fn disk_full_evicts_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=48m", "edgerec-test"])
+        .arg(dir.path())
+        .status()
+        .expect("run mount");
+    assert!(
+        st.success(),
+        "mounting a tmpfs needs root: run the tests as root (CI does)"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _u = Unmount(dir.path().to_owned());
+    let cam = TestCam::start(&[
+        "--width",
+        "640",
+        "--height",
+        "360",
+        "--bitrate",
+        "4000",
+        "--pattern",
+        "snow",
+    ]);
+    let site = Site::in_dir(
+        dir,
+        "max_size_mib = 4096\nmin_free_mib = 0",
+        &[("dock", cam.url(), "")],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(60), "a complete segment", || {
+        !site.complete().is_empty()
+    });
+    // Another process takes all but 1 MiB of the free space.
+    let free = edgerec::store::fsutil::fs_stats(&site.store())
+        .unwrap()
+        .free_bytes;
+    let filler = site.dir.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0x5a_u8; 1 << 20];
+        let mut left = free.saturating_sub(1 << 20);
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            if f.write_all(&chunk[..n]).is_err() {
+                break; // the recorder took some of it meanwhile: the disk is full either way
+            }
+            left -= n as u64;
+        }
+        let _ = f.sync_all();
+    }
+    let full_at = now_utc_ns();
+    wait_for(
+        Duration::from_secs(60),
+        "eviction of the oldest media",
+        || rec.log_text().contains("evicted"),
+    );
+    wait_for(
+        Duration::from_secs(60),
+        "recording to go on after the disk filled",
+        || {
+            site.segments()
+                .iter()
+                .any(|s| s.start_utc_ns > full_at && s.duration_ns > 0)
+                || site
+                    .complete()
+                    .iter()
+                    .any(|s| s.end_utc_ns() > full_at + 10_000_000_000)
+        },
+    );
+    let log = rec.log_text();
+    let (ok, _) = rec.terminate();
+    assert!(ok, "{log}");
+    let last_end = site
+        .complete()
+        .iter()
+        .map(|s| s.end_utc_ns())
+        .max()
+        .unwrap();
+    assert!(
+        last_end > full_at + 5_000_000_000,
+        "no media recorded after the disk filled:\n{log}"
+    );
+    let (clean, out) = site.fsck(&[]);
+    assert!(clean, "{out}");
+    assert_all_decode(&site);
+}
+
+/// A 15 s camera outage: recording resumes within 5 s of the camera's return, in a new run; the
+/// recorded gap covers the outage (no media is invented) and is not longer than outage + 5 s.
+#[test]
+fn camera_outage_leaves_a_matching_gap() {
+    let mut cam = TestCam::start(&["--width", "320", "--height", "240", "--gop", "25"]);
+    let site = Site::new(
+        "max_size_mib = 256\nmin_free_mib = 0",
+        &[("gate", cam.url(), "")],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(20), "first media", || {
+        !site.segments().is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(8));
+    let down = now_utc_ns();
+    cam.stop();
+    std::thread::sleep(Duration::from_secs(15));
+    cam.restart();
+    let up = now_utc_ns();
+    wait_for(
+        Duration::from_secs(20),
+        "a new run after the outage",
+        || {
+            site.segments()
+                .iter()
+                .any(|s| s.start_utc_ns > up - 1_000_000_000)
+        },
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    let segs = site.complete();
+    let before = segs
+        .iter()
+        .filter(|s| s.start_utc_ns < down)
+        .max_by_key(|s| s.end_utc_ns())
+        .unwrap();
+    let after = segs
+        .iter()
+        .filter(|s| s.start_utc_ns > down)
+        .min_by_key(|s| s.start_utc_ns)
+        .unwrap();
+    assert_ne!(
+        before.run_id, after.run_id,
+        "the outage must start a new run"
+    );
+    let resumed_in = after.start_utc_ns - up;
+    assert!(
+        resumed_in < 5_000_000_000,
+        "resumed {} ms after the camera returned",
+        resumed_in / 1_000_000
+    );
+    let gap = after.start_utc_ns - before.end_utc_ns();
+    let outage = up - down;
+    assert!(
+        gap >= outage - GOP_NS,
+        "gap {} ms shorter than the outage {} ms",
+        gap / 1_000_000,
+        outage / 1_000_000
+    );
+    assert!(
+        gap <= outage + 5_000_000_000 + GOP_NS,
+        "gap {} ms, outage {} ms",
+        gap / 1_000_000,
+        outage / 1_000_000
+    );
+    assert_all_decode(&site);
+}
+
+/// H.265 is recorded and decodes.
+#[test]
+fn records_h265() {
+    let cam = TestCam::start(&["--codec", "h265", "--width", "320", "--height", "240"]);
+    let site = Site::new(
+        "max_size_mib = 64\nmin_free_mib = 0",
+        &[("hevc", cam.url(), "")],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(20), "first media", || {
+        !site.segments().is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    let segs = site.complete();
+    assert_eq!(segs.len(), 1);
+    assert!(segs[0].duration_ns > 3_000_000_000);
+    let scan = edgerec::mp4::scan_file(&site.store().join(&segs[0].path)).unwrap();
+    assert!(
+        scan.codec == "hvc1" || scan.codec == "hev1",
+        "codec {}",
+        scan.codec
+    );
+    assert_all_decode(&site);
+}
+
+/// A camera that answers 401 is retried with backoff and never disturbs another camera; its
+/// credentials never reach the log.
+#[test]
+fn unauthorized_camera_does_not_disturb_others() {
+    let cam = TestCam::start(&[
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--user",
+        "op",
+        "--password",
+        "s3cret-pw",
+    ]);
+    let url = cam.url().replace("rtsp://", "rtsp://op:wrong-pw@");
+    let good = "username = \"op\"\npassword = \"s3cret-pw\"".to_string();
+    let site = Site::new(
+        "max_size_mib = 64\nmin_free_mib = 0",
+        &[("bad", url, ""), ("good", cam.url(), &good)],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(
+        Duration::from_secs(20),
+        "media from the good camera",
+        || site.segments().iter().any(|s| s.camera == "good"),
+    );
+    wait_for(Duration::from_secs(20), "a second 401 retry", || {
+        rec.log_text().matches("Unauthorized").count() >= 2
+    });
+    let log = rec.log_text();
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    assert!(
+        !log.contains("wrong-pw") && !log.contains("s3cret-pw"),
+        "credentials logged:\n{log}"
+    );
+    assert!(site.segments().iter().all(|s| s.camera == "good"));
+}
+
+/// `check-config` exits non-zero naming the key and the rule.
+#[test]
+fn check_config_names_key_and_rule() {
+    let cases = [
+        ("segment_length = \"PT45S\"", "storage.segment_length"),
+        ("segment_length = \"PT5M30S\"", "storage.segment_length"),
+        ("segment_length = \"PT0S\"", "storage.segment_length"),
+        ("max_size_mib = \"lots\"", "max_size_mib"),
+        ("colour = \"red\"", "colour"),
+    ];
+    for (line, key) in cases {
+        let site = Site::new(
+            &format!("max_size_mib = 64\n{line}")
+                .replace("max_size_mib = 64\nmax_size_mib", "max_size_mib"),
+            &[("a", "rtsp://h/s".into(), "")],
+        );
+        let out = std::process::Command::new(EDGEREC)
+            .args(["check-config", "--config"])
+            .arg(&site.config)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{line}: {err}");
+        assert!(
+            err.contains(key),
+            "{line}: message {err:?} does not name {key}"
+        );
+    }
+    for ok in ["PT30S", "PT5M"] {
+        let site = Site::new(
+            &format!("max_size_mib = 64\nsegment_length = \"{ok}\""),
+            &[("a", "rtsp://h/s".into(), "")],
+        );
+        let out = std::process::Command::new(EDGEREC)
+            .args(["check-config", "--config"])
+            .arg(&site.config)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{ok}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
