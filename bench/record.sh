@@ -50,10 +50,10 @@ for p in "${fpids[@]}"; do kill -INT "$(pgrep -P "$p" ffmpeg)" 2>/dev/null || tr
 wait "$etime" || true
 for p in "${fpids[@]}"; do wait "$p" || true; done
 
-read -r eu es erss < "$work/edgerec.time"
+read -r eu es erss < <(tail -n 1 "$work/edgerec.time")
 fcpu=0; frss=0
 for i in $(seq "$N"); do
-  read -r u s m < "$work/ffmpeg$i.time"
+  read -r u s m < <(tail -n 1 "$work/ffmpeg$i.time")
   fcpu=$(python3 -c "print($fcpu + $u + $s)")
   frss=$((frss + m))
 done

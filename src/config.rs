@@ -131,12 +131,27 @@ struct RawCamera {
     segment_length: Option<String>,
     #[serde(default = "default_fragment_duration")]
     fragment_duration: String,
-    #[serde(default = "default_latency_ms")]
-    latency_ms: u32,
+    latency_ms: Option<u32>,
     #[serde(default = "default_stall_timeout")]
     stall_timeout: String,
     #[serde(default = "default_true")]
     enabled: bool,
+    #[serde(default = "default_time_source")]
+    time_source: String,
+}
+
+fn default_time_source() -> String {
+    "system".into()
+}
+
+/// Where a fragment's UTC time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeSource {
+    /// The gateway's system clock at the start of a run, plus media time (default).
+    System,
+    /// The camera's clock, from its RTCP sender reports (via the muxer's `prft` boxes), plus
+    /// media time; falls back to the system clock if no sender report arrives within 5 s.
+    Rtcp,
 }
 
 fn default_transport() -> String {
@@ -144,9 +159,6 @@ fn default_transport() -> String {
 }
 fn default_fragment_duration() -> String {
     "PT1S".into()
-}
-fn default_latency_ms() -> u32 {
-    200
 }
 fn default_stall_timeout() -> String {
     "PT10S".into()
@@ -214,12 +226,14 @@ pub struct CameraConfig {
     /// Target fragment duration given to the muxer; a fragment always ends at a keyframe, so with
     /// a value at or below the camera's GOP every fragment is exactly one GOP.
     pub fragment_duration: Duration,
-    /// rtspsrc jitter-buffer latency in milliseconds.
+    /// rtspsrc jitter-buffer latency in milliseconds (default 0 over TCP, 200 over UDP).
     pub latency_ms: u32,
     /// No data for this long on a connected camera counts as a loss and the pipeline is rebuilt.
     pub stall_timeout: Duration,
     /// Whether recording is on at start.
     pub enabled: bool,
+    /// Where fragment times come from.
+    pub time_source: TimeSource,
 }
 
 impl std::fmt::Debug for CameraConfig {
@@ -392,7 +406,22 @@ impl Config {
             if stall_timeout < Duration::from_secs(2) || stall_timeout > Duration::from_secs(120) {
                 return Err(rule(k("stall_timeout"), "must be PT2S to PT2M"));
             }
-            if c.latency_ms > 10_000 {
+            // TCP delivers in order, so no reordering delay is needed; UDP gets 200 ms.
+            let latency_ms = c.latency_ms.unwrap_or(match transport {
+                Transport::Tcp => 0,
+                Transport::Udp => 200,
+            });
+            let time_source = match c.time_source.as_str() {
+                "system" => TimeSource::System,
+                "rtcp" => TimeSource::Rtcp,
+                other => {
+                    return Err(rule(
+                        k("time_source"),
+                        format!("must be system or rtcp, got {other:?}"),
+                    ))
+                }
+            };
+            if latency_ms > 10_000 {
                 return Err(rule(k("latency_ms"), "must be at most 10000"));
             }
             cameras.push(CameraConfig {
@@ -404,9 +433,10 @@ impl Config {
                 retention,
                 segment_length,
                 fragment_duration,
-                latency_ms: c.latency_ms,
+                latency_ms,
                 stall_timeout,
                 enabled: c.enabled,
+                time_source,
             });
         }
         Ok(Config {

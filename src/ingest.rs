@@ -6,8 +6,9 @@
 //! per camera watches the bus and a data watchdog on the depayloader; on any loss (error, EOS it did
 //! not ask for, no data for `stall_timeout`) it pushes EOS into the muxer so the half-built fragment
 //! is kept, tears the pipeline down and rebuilds it after an exponential backoff from 1 s to 30 s
-//! growing by a factor of √2 per failure, with ±10 % jitter (so a 15 s outage is retried about
-//! 2 s after the camera returns, while a camera that stays away is asked every 30 s).
+//! growing by a factor of 1.2 per failure, with ±10 % jitter: 15 s into an outage the next attempt
+//! is at most about 4 s away (a rebooting camera is back on record within 5 s of its return), and
+//! a camera that stays away is asked every 30 s after about 3 minutes.
 //! Storage and index work do not belong here.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -19,7 +20,7 @@ use gstreamer as gst;
 use gstreamer_app as gst_app;
 use tracing::{debug, info, warn};
 
-use crate::config::{CameraConfig, PipelineElements, Transport};
+use crate::config::{CameraConfig, PipelineElements, TimeSource, Transport};
 use crate::store::writer::{now_utc_ns, Fragment, Payload, WriterHandle, WriterMsg};
 
 /// Initialises GStreamer and registers the statically linked fMP4 muxer (`isofmp4mux`).
@@ -61,10 +62,13 @@ impl Payload for BufferListPayload {
     }
 }
 
-/// The next reconnect delay: ×√2 with ±10 % jitter, between 1 s and 30 s.
+/// Growth of the reconnect delay per failed attempt.
+pub const BACKOFF_FACTOR: f64 = 1.2;
+
+/// The next reconnect delay: ×[`BACKOFF_FACTOR`] with ±10 % jitter, between 1 s and 30 s.
 pub fn next_backoff(d: Duration) -> Duration {
     let jitter = 0.9 + 0.2 * (mono_ns().rem_euclid(1000) as f64 / 1000.0);
-    d.mul_f64(std::f64::consts::SQRT_2 * jitter)
+    d.mul_f64(BACKOFF_FACTOR * jitter)
         .clamp(Duration::from_secs(1), Duration::from_secs(30))
 }
 
@@ -82,25 +86,77 @@ pub struct CameraStatus {
 }
 
 /// Why a pipeline run ended.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_from_1_to_30_s_and_stays_short_early_in_an_outage() {
+        let (mut d, mut t, mut attempts) = (Duration::from_secs(1), Duration::ZERO, Vec::new());
+        while t < Duration::from_secs(600) {
+            t += d;
+            attempts.push((t, d));
+            d = next_backoff(d);
+        }
+        assert!(attempts
+            .iter()
+            .all(|(_, d)| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(30)));
+        // A camera that returns 5 to 16 s into an outage (a reboot) is tried again within 4.5 s.
+        for tenth in 50..=160 {
+            let back = Duration::from_millis(tenth * 100);
+            let next = attempts
+                .iter()
+                .map(|(at, _)| *at)
+                .find(|at| *at >= back)
+                .unwrap();
+            assert!(
+                next - back <= Duration::from_millis(4500),
+                "back at {back:?}, next attempt at {next:?}"
+            );
+        }
+        // A camera that stays away is asked every 30 s.
+        assert_eq!(attempts.last().unwrap().1, Duration::from_secs(30));
+    }
+}
+
 #[derive(Debug)]
 enum Ended {
     Stopped,
     Lost(String),
 }
 
-/// Maps wall-clock time onto a run's media timeline.
+/// Maps a run's media timeline onto UTC.
 struct Timeline {
     base_utc_ns: i64,
     base_running_ns: u64,
     wall_minus_mono_ns: i64,
+    /// Anchored on the camera's RTCP sender-report clock rather than the system clock.
+    from_camera: bool,
+}
+
+/// How long fragments are held waiting for the first RTCP sender report.
+const RTCP_WAIT: Duration = Duration::from_secs(5);
+
+/// A fragment waiting for its time.
+struct Held {
+    payload: BufferListPayload,
+    running_ns: u64,
+    duration_ns: u64,
+    new_run: Option<&'static str>,
+    /// Its time by the system clock, used if no sender report ever comes.
+    system_utc_ns: i64,
 }
 
 struct SinkState {
     camera: Arc<str>,
     writer: WriterHandle,
     status: Arc<CameraStatus>,
+    time_source: TimeSource,
     timeline: Option<Timeline>,
     next_new_run: Option<&'static str>,
+    pending: Vec<Held>,
+    pending_since: Option<Instant>,
+    rtcp_missing: bool,
 }
 
 fn mono_ns() -> i64 {
@@ -152,49 +208,135 @@ impl SinkState {
             .unwrap_or(0);
         let now_utc = now_utc_ns();
         let wall_minus_mono = now_utc - mono_ns();
+        let prft = if self.time_source == TimeSource::Rtcp {
+            first
+                .map_readable()
+                .ok()
+                .and_then(|m| crate::mp4::prft_utc_ns(m.as_slice()))
+        } else {
+            None
+        };
+        debug!(camera = %self.camera, running_ms = running / 1_000_000, duration_ms = duration_ns / 1_000_000,
+               prft = ?prft, "fragment");
         if let Some(t) = &self.timeline {
-            if (wall_minus_mono - t.wall_minus_mono_ns).abs() > 1_000_000_000 {
-                warn!(camera = %self.camera, step_ms = (wall_minus_mono - t.wall_minus_mono_ns) / 1_000_000,
-                      "wall clock stepped: starting a new run");
+            let stepped = match (t.from_camera, prft) {
+                // Camera time: a jump of the sender-report clock against media time.
+                (true, Some(p)) => {
+                    (p - (t.base_utc_ns + running as i64 - t.base_running_ns as i64)).abs()
+                        > 1_000_000_000
+                }
+                // System time: a jump of the real-time clock against the monotonic clock.
+                (false, _) => (wall_minus_mono - t.wall_minus_mono_ns).abs() > 1_000_000_000,
+                (true, None) => false,
+            };
+            if stepped {
+                warn!(camera = %self.camera, "clock stepped by more than 1 s: starting a new run");
                 self.timeline = None;
                 self.next_new_run.get_or_insert("clock_step");
             }
         }
-        let timeline = self.timeline.get_or_insert_with(|| {
-            // The fragment's first sample was captured (clock now - its running time) ago.
-            let age = match (sink.clock(), sink.base_time()) {
-                (Some(c), Some(b)) => {
-                    c.time().nseconds().saturating_sub(b.nseconds() + running) as i64
-                }
-                _ => 0,
-            };
-            Timeline {
-                base_utc_ns: now_utc - age,
-                base_running_ns: running,
-                wall_minus_mono_ns: wall_minus_mono,
-            }
-        });
-        let utc_ns = timeline.base_utc_ns + (running as i64 - timeline.base_running_ns as i64);
         let payload = BufferListPayload(list);
-        let n = payload.len() as u64;
-        let f = Fragment {
-            camera: self.camera.clone(),
-            payload: Box::new(payload),
-            utc_ns,
+        let sys = self.system_timeline(sink, running, now_utc, wall_minus_mono);
+        let held = Held {
+            payload,
+            running_ns: running,
             duration_ns,
-            new_run: self.next_new_run,
+            new_run: self.next_new_run.take(),
+            system_utc_ns: sys.base_utc_ns,
         };
-        if self.writer.send_fragment(f) {
-            self.next_new_run = None;
-            self.status.bytes.fetch_add(n, Ordering::Relaxed);
-            self.status
-                .last_fragment_utc_ns
-                .store(utc_ns, Ordering::Relaxed);
-        } else {
-            warn!(camera = %self.camera, "writer queue full: fragment dropped");
-            self.next_new_run = Some("dropped");
+        if self.timeline.is_none() {
+            if let Some(p) = prft {
+                self.timeline = Some(Timeline {
+                    base_utc_ns: p,
+                    base_running_ns: running,
+                    wall_minus_mono_ns: wall_minus_mono,
+                    from_camera: true,
+                });
+                info!(camera = %self.camera, held = self.pending.len(),
+                      "timeline anchored to the camera's RTCP sender-report clock");
+            } else if self.time_source == TimeSource::Rtcp && !self.rtcp_missing {
+                // Hold fragments (bounded) until the first sender report says what time they are.
+                let since = *self.pending_since.get_or_insert_with(Instant::now);
+                self.pending.push(held);
+                if since.elapsed() < RTCP_WAIT {
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+                warn!(camera = %self.camera, "no RTCP sender report within {RTCP_WAIT:?}: using the system clock");
+                self.rtcp_missing = true;
+                self.finish();
+                return Ok(gst::FlowSuccess::Ok);
+            } else {
+                self.timeline = Some(sys);
+            }
         }
+        self.pending.push(held);
+        self.flush_pending();
         Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// A timeline from the system clock: the fragment starting at `running` was captured
+    /// (pipeline clock now − its running time) ago.
+    fn system_timeline(
+        &self,
+        sink: &gst_app::AppSink,
+        running: u64,
+        now_utc: i64,
+        wall_minus_mono: i64,
+    ) -> Timeline {
+        let age = match (sink.clock(), sink.base_time()) {
+            (Some(c), Some(b)) => c.time().nseconds().saturating_sub(b.nseconds() + running) as i64,
+            _ => 0,
+        };
+        Timeline {
+            base_utc_ns: now_utc - age,
+            base_running_ns: running,
+            wall_minus_mono_ns: wall_minus_mono,
+            from_camera: false,
+        }
+    }
+
+    /// Hands on fragments still held for a sender report, stamped by the system clock (the
+    /// pipeline ended or no report came).
+    fn finish(&mut self) {
+        if self.timeline.is_none() {
+            if let Some(h) = self.pending.first() {
+                self.timeline = Some(Timeline {
+                    base_utc_ns: h.system_utc_ns,
+                    base_running_ns: h.running_ns,
+                    wall_minus_mono_ns: now_utc_ns() - mono_ns(),
+                    from_camera: false,
+                });
+            }
+        }
+        self.flush_pending();
+    }
+
+    /// Stamps held fragments from the timeline and hands them to the writer, in order.
+    fn flush_pending(&mut self) {
+        let Some(t) = &self.timeline else { return };
+        let (base_utc, base_running) = (t.base_utc_ns, t.base_running_ns as i64);
+        self.pending_since = None;
+        for h in std::mem::take(&mut self.pending) {
+            let utc_ns = base_utc + (h.running_ns as i64 - base_running);
+            let n = h.payload.len() as u64;
+            let new_run = h.new_run.or(self.next_new_run.take());
+            let f = Fragment {
+                camera: self.camera.clone(),
+                payload: Box::new(h.payload),
+                utc_ns,
+                duration_ns: h.duration_ns,
+                new_run,
+            };
+            if self.writer.send_fragment(f) {
+                self.status.bytes.fetch_add(n, Ordering::Relaxed);
+                self.status
+                    .last_fragment_utc_ns
+                    .store(utc_ns, Ordering::Relaxed);
+            } else {
+                warn!(camera = %self.camera, "writer queue full: fragment dropped");
+                self.next_new_run = Some("dropped");
+            }
+        }
     }
 }
 
@@ -291,6 +433,31 @@ impl CameraSupervisor {
         let src = self.make("rtspsrc")?;
         src.set_property("location", &self.cfg.url);
         src.set_property("latency", self.cfg.latency_ms);
+        // Over TCP packets arrive complete and in order: the jitter buffer has nothing to
+        // reorder, and its per-packet timers (lost-packet detection, timestamp smoothing) cost
+        // a thread wake-up per RTP packet. Turn them off; media time stays the sender's RTP time.
+        let tcp = self.cfg.transport == Transport::Tcp;
+        let rtcp_time = self.cfg.time_source == TimeSource::Rtcp;
+        {
+            src.connect("new-manager", false, move |args| {
+                let manager = args[1].get::<gst::Element>().ok()?;
+                // Camera time: rtpbin tags buffers with the sender-report clock, the muxer turns
+                // that into a `prft` box per fragment (never `ntp-sync=true`: it breaks the muxer).
+                if rtcp_time && manager.has_property("add-reference-timestamp-meta") {
+                    manager.set_property("add-reference-timestamp-meta", true);
+                }
+                if !tcp {
+                    return None;
+                }
+                if manager.has_property("do-lost") {
+                    manager.set_property("do-lost", false);
+                }
+                if manager.has_property("buffer-mode") {
+                    manager.set_property_from_str("buffer-mode", "none");
+                }
+                None
+            });
+        }
         src.set_property_from_str(
             "protocols",
             match self.cfg.transport {
@@ -327,8 +494,12 @@ impl CameraSupervisor {
             camera: camera.clone(),
             writer: self.writer.clone(),
             status: self.status.clone(),
+            time_source: self.cfg.time_source,
             timeline: None,
             next_new_run: Some(reason),
+            pending: Vec::new(),
+            pending_since: None,
+            rtcp_missing: false,
         }));
         let link_error: Arc<Mutex<Option<String>>> = Arc::default();
         {
@@ -505,6 +676,7 @@ impl CameraSupervisor {
             }
         }
         let _ = pipeline.set_state(gst::State::Null);
+        sink_state.lock().unwrap().finish();
         Ok(ended)
     }
 }

@@ -172,6 +172,20 @@ fn moof_duration(moof: &[u8], trex_default: u32) -> u64 {
     total
 }
 
+/// Seconds from the NTP epoch (1900-01-01) to the Unix epoch (1970-01-01), RFC 5905.
+const NTP_UNIX_OFFSET_S: i128 = 2_208_988_800;
+
+/// The UTC time (ns since 1970) of a fragment from its producer reference time box (`prft`,
+/// ISO/IEC 14496-12 section 8.16.5), if `header` (the boxes before and including `moof`) has one.
+/// The muxer writes it from the camera's RTCP sender-report clock; its NTP timestamp is a 32.32
+/// fixed-point count of seconds since 1900.
+pub fn prft_utc_ns(header: &[u8]) -> Option<i64> {
+    let (_, body) = children(header).find(|(t, _)| t == b"prft")?;
+    let ntp = be64(body, 8)?;
+    let ns_since_1900 = (u128::from(ntp) * 1_000_000_000) >> 32;
+    i64::try_from(ns_since_1900 as i128 - NTP_UNIX_OFFSET_S * 1_000_000_000).ok()
+}
+
 /// Reads a whole segment file and scans it (see the module docs).
 pub fn scan_file(path: &std::path::Path) -> Result<SegmentScan, ScanError> {
     let mut f = std::fs::File::open(path)?;
@@ -338,6 +352,19 @@ mod tests {
         assert_eq!(s.fragments[1].duration_ticks, 50 * 3600);
         assert_eq!(s.valid_len, f.len() as u64);
         assert_eq!(s.duration_ns(), 3_000_000_000);
+    }
+
+    #[test]
+    fn prft_gives_utc() {
+        // 2019-12-21T04:01:08.5Z = 3_785_889_668.5 s since 1900.
+        let ntp: u64 = (3_785_889_668u64 << 32) | (1u64 << 31);
+        let mut body = full(0x0100_0008, &1u32.to_be_bytes());
+        body.extend(ntp.to_be_bytes());
+        body.extend(0u64.to_be_bytes());
+        let mut header = bx(b"prft", &body[..]);
+        header.extend(bx(b"moof", &[]));
+        assert_eq!(prft_utc_ns(&header), Some(1_576_900_868_500_000_000));
+        assert_eq!(prft_utc_ns(&bx(b"moof", &[])), None);
     }
 
     #[test]

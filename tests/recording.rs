@@ -425,6 +425,49 @@ fn camera_outage_leaves_a_matching_gap() {
     assert_all_decode(&site);
 }
 
+/// `time_source = "rtcp"`: fragments are stamped from the camera's sender-report clock (the test
+/// camera's is the real-time clock, so the times agree with the wall clock within a second), the
+/// fragments held until the first report are kept, and the run stays one continuous timeline.
+#[test]
+fn rtcp_time_source_stamps_from_sender_reports() {
+    let cam = TestCam::start(&["--width", "320", "--height", "240", "--gop", "25"]);
+    let site = Site::new(
+        "max_size_mib = 64\nmin_free_mib = 0",
+        &[("sr", cam.url(), "time_source = \"rtcp\"")],
+    );
+    let started = now_utc_ns();
+    let rec = Recorder::start(&site);
+    wait_for(
+        Duration::from_secs(20),
+        "anchoring on the sender-report clock",
+        || rec.log_text().contains("anchored to the camera's RTCP"),
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    let stopped = now_utc_ns();
+    let log = rec.log_text();
+    let (ok, _) = rec.terminate();
+    assert!(ok, "{log}");
+    let segs = site.complete();
+    assert_eq!(segs.len(), 1, "one run, one segment: {segs:?}");
+    let s = &segs[0];
+    assert!(
+        s.start_utc_ns > started - 1_000_000_000 && s.start_utc_ns < started + 5_000_000_000,
+        "start {} vs {started}",
+        s.start_utc_ns
+    );
+    assert!(
+        s.fragments.len() >= 5,
+        "fragments held before the first report were lost: {}",
+        s.fragments.len()
+    );
+    assert!(
+        (s.end_utc_ns() - stopped).abs() < 3_000_000_000,
+        "end {} vs stop {stopped}",
+        s.end_utc_ns()
+    );
+    assert_all_decode(&site);
+}
+
 /// H.265 is recorded and decodes.
 #[test]
 fn records_h265() {
