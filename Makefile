@@ -2,7 +2,7 @@
 .PHONY: deps build release demo test lint bench clean
 
 deps:
-	bash scripts/deps.sh
+	bash .ci/deps.sh
 
 build: deps
 	cargo build
@@ -11,7 +11,7 @@ release: deps
 	cargo build --release
 
 demo: release
-	bash scripts/demo.sh
+	bash .ci/demo.sh
 
 lint: deps
 	cargo fmt --check
@@ -20,7 +20,9 @@ lint: deps
 # Integration tests record in real time; they run side by side (they mostly wait on the clock).
 test: lint
 	cargo test --lib --bins
-	cargo test --test recording -- --test-threads 8
+	cargo build --bins
+	bash .ci/check-packaging.sh
+	cargo test --test recording --test systemd -- --test-threads 10
 
 bench: release
 	bash bench/record.sh 4 60

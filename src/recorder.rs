@@ -12,8 +12,8 @@ use anyhow::Context;
 use tracing::info;
 
 use crate::config::Config;
-use crate::ingest::{init_gstreamer, CameraSupervisor};
-use crate::store::writer::{CameraPolicy, Writer, WriterConfig, WriterMsg};
+use crate::ingest::{init_gstreamer, CameraStatus, CameraSupervisor};
+use crate::store::writer::{CameraPolicy, Writer, WriterConfig, WriterMsg, WriterStats};
 use crate::store::{fsutil, recover, Store};
 
 /// Runs the recorder until `stop` becomes true, then flushes every camera's last fragment, closes
@@ -63,6 +63,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
 
     let cam_stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
+    let mut statuses = Vec::new();
     for c in cfg.cameras.iter().filter(|c| c.enabled) {
         let sup = CameraSupervisor::new(
             c.clone(),
@@ -70,6 +71,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             handle.clone(),
             cam_stop.clone(),
         );
+        statuses.push(sup.status());
         threads.push(sup.spawn()?);
     }
     info!(
@@ -77,9 +79,15 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         media = %cfg.storage.path.join("media").display(),
         "recording"
     );
+    let mut sd = SystemdNotifier::new();
+    sd.ready(&status_line(cfg, &statuses, handle.stats()));
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(100));
+        sd.tick(handle.stats(), || {
+            status_line(cfg, &statuses, handle.stats())
+        });
     }
+    sd.stopping();
     info!("stopping: flushing the last fragments");
     cam_stop.store(true, Ordering::Relaxed);
     for t in threads {
@@ -89,4 +97,83 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let _ = writer_thread.join();
     info!("stopped cleanly");
     Ok(())
+}
+
+/// One line for `systemctl status` (`STATUS=`): cameras connected, storage used, drops.
+fn status_line(cfg: &Config, cams: &[Arc<CameraStatus>], w: &WriterStats) -> String {
+    let connected = cams
+        .iter()
+        .filter(|c| c.connected.load(Ordering::Relaxed))
+        .count();
+    format!(
+        "recording: {connected}/{} cameras connected; storage {} of {} MiB used; {} segments closed, {} evicted, {} fragments dropped",
+        cams.len(),
+        w.used_bytes.load(Ordering::Relaxed) / crate::config::MIB,
+        cfg.storage.max_size_bytes / crate::config::MIB,
+        w.segments_closed.load(Ordering::Relaxed),
+        w.evicted_segments.load(Ordering::Relaxed),
+        w.dropped_fragments.load(Ordering::Relaxed),
+    )
+}
+
+/// systemd integration (sd_notify(3)): `READY=1` once storage is recovered and the pipelines
+/// started, `STATUS=` every 10 s, `WATCHDOG=1` at half the watchdog interval but only while the
+/// storage writer's heartbeat advances (a writer stuck on a hung card stops the pings, and
+/// systemd restarts the service), `STOPPING=1` on shutdown. Does nothing outside systemd.
+struct SystemdNotifier {
+    watchdog: Option<Duration>,
+    last_ping: std::time::Instant,
+    last_status: std::time::Instant,
+    last_heartbeat: u64,
+    stalled_logged: bool,
+}
+
+impl SystemdNotifier {
+    fn new() -> Self {
+        let mut usec = 0u64;
+        let watchdog =
+            sd_notify::watchdog_enabled(false, &mut usec).then(|| Duration::from_micros(usec) / 2);
+        Self {
+            watchdog,
+            last_ping: std::time::Instant::now(),
+            last_status: std::time::Instant::now(),
+            last_heartbeat: 0,
+            stalled_logged: false,
+        }
+    }
+
+    fn ready(&mut self, status: &str) {
+        let _ = sd_notify::notify(
+            false,
+            &[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(status),
+            ],
+        );
+    }
+
+    fn tick(&mut self, w: &WriterStats, status: impl FnOnce() -> String) {
+        if let Some(every) = self.watchdog {
+            if self.last_ping.elapsed() >= every {
+                let hb = w.heartbeat.load(Ordering::Relaxed);
+                if hb != self.last_heartbeat {
+                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+                    self.last_heartbeat = hb;
+                    self.last_ping = std::time::Instant::now();
+                    self.stalled_logged = false;
+                } else if !self.stalled_logged {
+                    tracing::error!("storage writer made no progress for {every:?}: withholding the watchdog ping");
+                    self.stalled_logged = true;
+                }
+            }
+        }
+        if self.last_status.elapsed() >= Duration::from_secs(10) {
+            let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&status())]);
+            self.last_status = std::time::Instant::now();
+        }
+    }
+
+    fn stopping(&mut self) {
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    }
 }

@@ -258,14 +258,22 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn start(site: &Site) -> Recorder {
+        Self::start_env(site, &[])
+    }
+
+    /// Starts the recorder with extra environment variables.
+    pub fn start_env(site: &Site, env: &[(&str, String)]) -> Recorder {
         let n = std::fs::read_dir(site.dir.path())
             .map(|d| d.count())
             .unwrap_or(0);
         let log = site.dir.path().join(format!("recorder-{n}.log"));
-        let child = Command::new(EDGEREC)
-            .args(["run", "--config"])
+        // As systemd does, WATCHDOG_PID names the recorder itself: `sh` sets it to its own pid
+        // and then becomes the recorder with exec.
+        let child = Command::new("sh")
+            .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"", EDGEREC])
             .arg(&site.config)
             .env("EDGEREC_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

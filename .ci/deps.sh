@@ -2,12 +2,14 @@
 # Installs the Debian 12 packages edgerec needs to build, run its demo and pass its tests.
 # Idempotent: installs only what is missing. Used by `make demo`, `make test` and `.ci/run`.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 pkgs=(
   pkg-config libsqlite3-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstrtspserver-1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
-  ffmpeg sqlite3 procps time python3
+  ffmpeg sqlite3 procps time python3 python3-venv
+  systemd e2fsprogs util-linux mount
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -19,5 +21,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+# oelint-adv (PyPI) for the Yocto recipe check, in a venv of the project's own.
+if [ ! -x target/ci-venv/bin/oelint-adv ]; then
+  mkdir -p target
+  python3 -m venv target/ci-venv
+  target/ci-venv/bin/pip install -q oelint-adv
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }

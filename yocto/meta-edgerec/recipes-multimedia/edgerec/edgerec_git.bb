@@ -1,0 +1,66 @@
+# nooelint: oelint.var.bbclassextend - a gateway service: no -native or nativesdk variant makes sense
+SUMMARY = "Video recorder for edge gateways"
+DESCRIPTION = "edgerec records RTSP cameras continuously into crash-safe fragmented-MP4 \
+               segments on local storage, indexed in SQLite and kept under a size limit."
+# nooelint: oelint.vars.homepageping - the project's public address is set when it is published
+HOMEPAGE = "https://github.com/edgerec/edgerec"
+BUGTRACKER = "https://github.com/edgerec/edgerec/issues"
+SECTION = "multimedia"
+# edgerec is MIT; the statically linked fMP4 muxer (gst-plugin-fmp4) is MPL-2.0.
+LICENSE = "MIT & MPL-2.0"
+LIC_FILES_CHKSUM = "file://docs/LICENSE;md5=c4b8f13d4f3155d9c2d0372abc6aabf9 \
+                    file://${COMMON_LICENSE_DIR}/MPL-2.0;md5=815ca599c9df247a0c7f619bab123dad"
+
+CVE_PRODUCT = "edgerec"
+
+DEPENDS = "gstreamer1.0 gstreamer1.0-plugins-base sqlite3"
+
+PV = "0.1.0+git"
+
+SRC_URI = "git://github.com/edgerec/edgerec.git;protocol=https;branch=main"
+# The recipe lives in the repository it builds: pin a commit here for reproducible images.
+# nooelint: oelint.vars.autorev
+SRCREV = "${AUTOREV}"
+
+S = "${WORKDIR}/git"
+
+inherit cargo cargo-update-recipe-crates pkgconfig systemd useradd
+
+require ${BPN}-crates.inc
+
+# Only the recorder: the RTSP test camera (feature "testcam") needs gst-rtsp-server and is not shipped.
+CARGO_BUILD_FLAGS += "--no-default-features --bin edgerec"
+
+USERADD_PACKAGES = "${PN}"
+USERADD_PARAM:${PN} = "--system --home-dir ${localstatedir}/lib/edgerec --no-create-home \
+                       --shell /sbin/nologin --user-group edgerec"
+
+SYSTEMD_SERVICE:${PN} = "edgerec.service"
+SYSTEMD_AUTO_ENABLE:${PN} = "enable"
+
+do_install:append() {
+    install -d ${D}${systemd_system_unitdir} ${D}${nonarch_libdir}/sysusers.d ${D}${nonarch_libdir}/tmpfiles.d
+    install -m 0644 ${S}/systemd/edgerec.service ${D}${systemd_system_unitdir}/edgerec.service
+    install -m 0644 ${S}/systemd/edgerec.sysusers ${D}${nonarch_libdir}/sysusers.d/edgerec.conf
+    install -m 0644 ${S}/systemd/edgerec.tmpfiles ${D}${nonarch_libdir}/tmpfiles.d/edgerec.conf
+    install -d ${D}${sysconfdir}/edgerec
+    install -m 0640 -g edgerec ${S}/systemd/edgerec.toml ${D}${sysconfdir}/edgerec/edgerec.toml
+    sed -i -e 's,/usr/bin/,${bindir}/,g' ${D}${systemd_system_unitdir}/edgerec.service
+}
+
+FILES:${PN} += "${systemd_system_unitdir}/edgerec.service \
+                ${nonarch_libdir}/sysusers.d/edgerec.conf \
+                ${nonarch_libdir}/tmpfiles.d/edgerec.conf"
+CONFFILES:${PN} = "${sysconfdir}/edgerec/edgerec.toml"
+
+# Exactly the GStreamer plugins the pipeline loads: appsink (app), h264parse/h265parse
+# (videoparsersbad), h264timestamper/h265timestamper (codectimestamper), rtph264depay/rtph265depay
+# (rtp), rtpbin (rtpmanager), rtspsrc (rtsp), udpsrc for UDP transport (udp). The fMP4 muxer is
+# linked into the binary, so isomp4 is not needed.
+RDEPENDS:${PN} = "gstreamer1.0-plugins-bad-codectimestamper \
+                  gstreamer1.0-plugins-bad-videoparsersbad \
+                  gstreamer1.0-plugins-base-app \
+                  gstreamer1.0-plugins-good-rtp \
+                  gstreamer1.0-plugins-good-rtpmanager \
+                  gstreamer1.0-plugins-good-rtsp \
+                  gstreamer1.0-plugins-good-udp"
