@@ -1,5 +1,5 @@
 # edgerec: `make demo` runs the recorder on a test camera; `make test` runs every check CI runs.
-.PHONY: deps build release demo test lint bench clean
+.PHONY: deps build release demo test lint bench clean cross-aarch64
 
 deps:
 	bash .ci/deps.sh
@@ -30,3 +30,8 @@ bench: release
 clean:
 	cargo clean
 	rm -rf demo-data
+
+# aarch64 without Docker (Debian multiarch), checked under qemu-user; see .ci/cross-aarch64.sh.
+cross-aarch64:
+	cargo build --release --no-default-features --bin edgerec
+	bash .ci/cross-aarch64.sh --record

@@ -9,7 +9,7 @@ pkgs=(
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   ffmpeg sqlite3 procps time python3 python3-venv
-  systemd e2fsprogs util-linux mount
+  systemd systemd-container debootstrap e2fsprogs util-linux mount file
 )
 missing=()
 for p in "${pkgs[@]}"; do
