@@ -20,7 +20,7 @@ if [ ! -f "$root/.edgerec-done" ]; then
   rm -rf "$root"
   debootstrap --variant=minbase --include=systemd,systemd-sysv,dbus bookworm "$root" http://deb.debian.org/debian
   # The runtime libraries through apt inside the root (debootstrap does not resolve alternatives).
-  systemd-nspawn -q -D "$root" --pipe sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+  systemd-nspawn -q --register=no --keep-unit -D "$root" --pipe sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends libgstreamer1.0-0 gstreamer1.0-plugins-base \
     gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly \
     libgstrtspserver-1.0-0 libsqlite3-0 && apt-get clean'

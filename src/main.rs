@@ -47,18 +47,32 @@ enum Cmd {
     },
 }
 
+/// Logging to stderr (the journal under systemd). `EDGEREC_LOG` takes a level or
+/// `target=level` pairs, e.g. `info,edgerec::ingest=debug` (default `info`).
 fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("EDGEREC_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::prelude::*;
+    let spec = std::env::var("EDGEREC_LOG").unwrap_or_else(|_| "info".into());
+    let filter: Targets = spec.parse().unwrap_or_else(|e| {
+        eprintln!(
+            "edgerec: EDGEREC_LOG={spec:?} is not a level or target=level list ({e}); using info"
+        );
+        Targets::new().with_default(tracing::Level::INFO)
+    });
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let b = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    // Under the journal: no time stamps (the journal has them) and no colours.
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(!journal);
     if journal {
-        // The journal stamps time itself; no colours there.
-        b.with_ansi(false).without_time().init();
+        let fmt = fmt.without_time();
+        tracing_subscriber::registry()
+            .with(fmt.with_filter(filter))
+            .init();
     } else {
-        b.init();
+        tracing_subscriber::registry()
+            .with(fmt.with_filter(filter))
+            .init();
     }
 }
 

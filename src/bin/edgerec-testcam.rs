@@ -61,10 +61,16 @@ fn launch_line(a: &Args) -> Result<String, String> {
             std::fs::metadata(f).map_err(|e| format!("{}: {e}", f.display()))?;
             format!("appsrc name=feed is-live=true format=time caps={raw}")
         }
-        None => format!(
-            "videotestsrc is-live=true pattern={} ! timeoverlay",
-            a.pattern
-        ),
+        None => {
+            // A running clock in the picture, where the pango plugin is installed (Debian's
+            // gstreamer1.0-x); without it the pattern alone still makes a valid stream.
+            let overlay = if gst::ElementFactory::find("timeoverlay").is_some() {
+                " ! timeoverlay"
+            } else {
+                ""
+            };
+            format!("videotestsrc is-live=true pattern={}{overlay}", a.pattern)
+        }
     };
     let enc = match a.codec.as_str() {
         "h264" => format!(

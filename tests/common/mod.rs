@@ -270,7 +270,11 @@ impl Recorder {
         // As systemd does, WATCHDOG_PID names the recorder itself: `sh` sets it to its own pid
         // and then becomes the recorder with exec.
         let child = Command::new("sh")
-            .args(["-c", "WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"", EDGEREC])
+            .args([
+                "-c",
+                "WATCHDOG_PID=$$ exec \"$0\" run --config \"$1\"",
+                EDGEREC,
+            ])
             .arg(&site.config)
             .env("EDGEREC_LOG", "info")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
