@@ -200,6 +200,22 @@ impl Index {
         Ok(Index { conn })
     }
 
+    /// Opens an existing index read-only, for readers beside the writer (playback, status,
+    /// tests). Errors: the file does not exist, or its schema is newer than this edgerec.
+    pub fn open_read_only(path: &Path) -> Result<Index, IndexError> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let supported = MIGRATIONS.len() as i64;
+        if version > supported {
+            return Err(IndexError::TooNew {
+                found: version,
+                supported,
+            });
+        }
+        Ok(Index { conn })
+    }
+
     /// Starts a run and returns its id.
     pub fn insert_run(
         &self,

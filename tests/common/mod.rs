@@ -150,47 +150,12 @@ impl Site {
         self.store().join("index.sqlite3")
     }
 
-    /// Complete segment rows (read-only connection, as playback would use).
+    /// Every segment row, through a read-only connection as playback would use (empty while
+    /// the index does not exist yet).
     pub fn segments(&self) -> Vec<SegmentRow> {
-        if !self.index_path().exists() {
-            return Vec::new();
-        }
-        let Ok(ix) = rusqlite::Connection::open_with_flags(
-            self.index_path(),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        ) else {
-            return Vec::new();
-        };
-        let mut st = match ix.prepare(
-            "SELECT id, camera, run_id, start_utc_ns, duration_ns, size_bytes, path, state, fragments \
-             FROM segment ORDER BY camera, start_utc_ns",
-        ) {
-            Ok(s) => s,
-            Err(_) => return Vec::new(),
-        };
-        st.query_map([], |r| {
-            Ok(SegmentRow {
-                id: r.get(0)?,
-                camera: r.get(1)?,
-                run_id: r.get(2)?,
-                start_utc_ns: r.get(3)?,
-                duration_ns: r.get(4)?,
-                size_bytes: r.get(5)?,
-                alloc_bytes: 0,
-                init_size_bytes: 0,
-                fragments: edgerec::index::decode_fragments(&r.get::<_, Vec<u8>>(8)?),
-                codec: String::new(),
-                path: r.get(6)?,
-                state: if r.get::<_, i64>(7)? == 1 {
-                    edgerec::index::SegmentState::Complete
-                } else {
-                    edgerec::index::SegmentState::Open
-                },
-                uploaded_utc_ns: None,
-            })
-        })
-        .map(|rows| rows.filter_map(|r| r.ok()).collect())
-        .unwrap_or_default()
+        edgerec::index::Index::open_read_only(&self.index_path())
+            .and_then(|ix| ix.all_segments())
+            .unwrap_or_default()
     }
 
     pub fn complete(&self) -> Vec<SegmentRow> {
