@@ -29,3 +29,9 @@ if [ ! -x target/ci-venv/bin/oelint-adv ]; then
   target/ci-venv/bin/pip install -q oelint-adv
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
+# `make lint` needs rustfmt and clippy.
+if command -v rustup >/dev/null; then
+  for c in rustfmt clippy; do
+    rustup component list --installed | grep -q "^$c" || rustup component add "$c"
+  done
+fi
