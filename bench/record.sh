@@ -3,10 +3,12 @@
 # side by side in the same run, with ffmpeg's segment muxer (how Frigate records). Prints CPU seconds
 # per stream-minute for both and their ratio, edgerec's peak RSS, and bytes written to disk per byte
 # of media. Figures, not pass/fail. Needs a release build (`make bench` does it).
+# TRANSPORT=udp compares both over RTP/UDP instead of RTP interleaved in RTSP/TCP (the default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-4}
 SECS=${2:-60}
+TRANSPORT=${TRANSPORT:-tcp}
 bin=target/release
 [ -x "$bin/edgerec" ] || cargo build --release
 command -v ffmpeg >/dev/null || { echo "ffmpeg missing (make deps)" >&2; exit 1; }
@@ -20,7 +22,7 @@ url="rtsp://127.0.0.1:$port/stream"
 
 {
   printf 'device_id = "bench"\n[storage]\npath = "%s/edgerec"\nmax_size_mib = 8192\nmin_free_mib = 0\n' "$work"
-  for i in $(seq "$N"); do printf '[[camera]]\nid = "cam%d"\nurl = "%s"\nfragment_duration = "PT2S"\n' "$i" "$url"; done
+  for i in $(seq "$N"); do printf '[[camera]]\nid = "cam%d"\nurl = "%s"\nfragment_duration = "PT2S"\ntransport = "%s"\n' "$i" "$url" "$TRANSPORT"; done
 } > "$work/edgerec.toml"
 
 # edgerec, one process for N cameras.
@@ -30,7 +32,7 @@ etime=$!
 mkdir -p "$work/ffmpeg"
 fpids=()
 for i in $(seq "$N"); do
-  /usr/bin/time -f '%U %S %M' -o "$work/ffmpeg$i.time" ffmpeg -nostdin -v error -rtsp_transport tcp -i "$url" -c copy \
+  /usr/bin/time -f '%U %S %M' -o "$work/ffmpeg$i.time" ffmpeg -nostdin -v error -rtsp_transport "$TRANSPORT" -i "$url" -c copy \
     -f segment -segment_time 30 -segment_format mp4 -reset_timestamps 1 "$work/ffmpeg/cam${i}_%03d.mp4" &
   fpids+=($!)
 done
@@ -63,7 +65,8 @@ n, secs, eu, es, erss, fcpu, frss, ew, em, fw, fm = sys.argv[1:]
 n, secs = int(n), float(secs)
 ecpu = float(eu) + float(es)
 per = lambda cpu: cpu / n / (secs / 60)
-print(f"streams: {n} x 720p25 ~2 Mbit/s for {secs:.0f} s (edgerec and ffmpeg side by side)")
+import os
+print(f"streams: {n} x 720p25 ~2 Mbit/s over {os.environ.get('TRANSPORT', 'tcp')} for {secs:.0f} s (edgerec and ffmpeg side by side)")
 print(f"CPU s per stream-minute: edgerec {per(ecpu):.3f}  ffmpeg -c copy -f segment {per(float(fcpu)):.3f}  ratio {ecpu/max(float(fcpu),1e-9):.2f}")
 print(f"peak RSS: edgerec {int(erss)/1024:.1f} MiB (one process, {n} cameras); ffmpeg {int(frss)/1024:.1f} MiB ({n} processes)")
 wa = lambda w, m: (int(w) / int(m)) if int(m) else float('nan')
