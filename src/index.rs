@@ -175,6 +175,20 @@ fn row_to_segment(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
     })
 }
 
+/// The schema version of an index (`PRAGMA user_version`); errors if it is newer than this
+/// edgerec knows.
+fn schema_version(conn: &Connection) -> Result<i64, IndexError> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if version > supported {
+        return Err(IndexError::TooNew {
+            found: version,
+            supported,
+        });
+    }
+    Ok(version)
+}
+
 impl Index {
     /// Opens (creating if needed) the index and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Index, IndexError> {
@@ -183,14 +197,7 @@ impl Index {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let supported = MIGRATIONS.len() as i64;
-        if version > supported {
-            return Err(IndexError::TooNew {
-                found: version,
-                supported,
-            });
-        }
+        let version = schema_version(&conn)?;
         for (i, m) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.transaction()?;
             tx.execute_batch(m)?;
@@ -205,14 +212,7 @@ impl Index {
     pub fn open_read_only(path: &Path) -> Result<Index, IndexError> {
         let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-        let supported = MIGRATIONS.len() as i64;
-        if version > supported {
-            return Err(IndexError::TooNew {
-                found: version,
-                supported,
-            });
-        }
+        schema_version(&conn)?;
         Ok(Index { conn })
     }
 

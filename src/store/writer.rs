@@ -525,17 +525,19 @@ impl Writer {
             .and_then(|c| c.open.as_mut())
             .expect("open segment");
         let before = o.row.size_bytes as u64;
-        if let Err(e) = write_payload(
+        match write_payload(
             &mut o.file,
             f.payload.as_ref(),
             sync_interval,
             &mut o.last_sync,
         ) {
-            let _ = o.file.set_len(before);
-            let _ = std::io::Seek::seek(&mut o.file, io::SeekFrom::Start(before));
-            return Err(super::io_at(&o.abs)(e));
+            Ok(synced) => o.synced = synced,
+            Err(e) => {
+                let _ = o.file.set_len(before);
+                let _ = std::io::Seek::seek(&mut o.file, io::SeekFrom::Start(before));
+                return Err(super::io_at(&o.abs)(e));
+            }
         }
-        o.synced = sync_interval.is_zero() || o.last_sync.elapsed() < Duration::from_millis(1);
         o.row.size_bytes += f.payload.len() as i64;
         o.row.duration_ns += f.duration_ns as i64;
         o.row.fragments.push(entry(f));
@@ -575,6 +577,7 @@ impl Writer {
                 Duration::ZERO,
                 &mut last_sync,
             )
+            .map(|_| ())
         });
         if let Err(e) = written {
             drop(file);
@@ -628,18 +631,21 @@ fn entry(f: &Fragment) -> FragmentEntry {
     }
 }
 
+/// Writes a payload, then `fdatasync`s if the last sync is at least `sync_interval` old.
+/// Returns whether the file is synced now.
 fn write_payload(
     file: &mut File,
     p: &dyn Payload,
     sync_interval: Duration,
     last_sync: &mut Instant,
-) -> io::Result<()> {
+) -> io::Result<bool> {
     p.write_to(file)?;
     if last_sync.elapsed() >= sync_interval {
         file.sync_data()?;
         *last_sync = Instant::now();
+        return Ok(true);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Creates a new segment file with `O_EXCL`; if the name is taken (a clock stepped back), the
