@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The unit under a real systemd as PID 1 (issue "Ship it as firmware"): a Debian 12 minbase root,
-# booted with systemd-nspawn, runs edgerec.service as shipped (plus a drop-in that shortens the
+# booted read-only with systemd-nspawn (only the card is writable), runs edgerec.service as shipped (plus a drop-in that shortens the
 # watchdog to 6 s) and a test camera. Checks: active only after READY (recovery logged before
 # systemd reports the start), segments recorded, a frozen card (fsfreeze of the storage
 # filesystem: the writer blocks, so it stops making progress) gets the service killed by the
@@ -67,6 +67,9 @@ WantedBy=multi-user.target
 EOC
 ln -sf /etc/systemd/system/edgerec.service "$root/etc/systemd/system/multi-user.target.wants/edgerec.service"
 ln -sf /etc/systemd/system/edgerec-testcam.service "$root/etc/systemd/system/multi-user.target.wants/edgerec-testcam.service"
+# The user exists before boot, as with Yocto's useradd at image build time: the root is read-only.
+systemd-sysusers --root="$root" "$root/usr/lib/sysusers.d/edgerec.conf"
+grep -q '^edgerec:' "$root/etc/passwd" || { echo "sysusers did not create the edgerec user" >&2; exit 1; }
 
 # The card: an ext4 loop mount, bound into the container as the storage path.
 mkdir -p "$store"
@@ -74,12 +77,12 @@ truncate -s 128M "$work/card.img"
 mkfs.ext4 -q "$work/card.img"
 mount -o loop "$work/card.img" "$store"
 
-systemd-nspawn --boot --register=no --keep-unit --private-network --console=passive \
+systemd-nspawn --boot --register=no --keep-unit --private-network --console=passive --read-only \
   -D "$root" --bind="$store:/var/lib/edgerec" > "$work/boot.log" 2>&1 &
 nspawn_pid=$!
 leader=""
 for _ in $(seq 100); do
-  leader=$(pgrep -P "$nspawn_pid" | head -1 || true)
+  leader=$(pgrep -P "$nspawn_pid" -x systemd | head -1 || true)
   [ -n "$leader" ] && break
   sleep 0.1
 done
@@ -90,16 +93,18 @@ wait_for() { # seconds, description, command...
   local n=$1 what=$2; shift 2
   for _ in $(seq $((n * 5))); do "$@" >/dev/null 2>&1 && return 0; sleep 0.2; done
   echo "timed out after ${n}s waiting for $what" >&2
-  in_ct journalctl -u edgerec --no-pager -n 50 >&2 || true
+  in_ct journalctl -b -u edgerec --no-pager -n 50 >&2 || true
   exit 1
 }
 has_media() { [ "$(find "$store/media" -name '*.mp4' 2>/dev/null | wc -l)" -ge "$1" ]; }
 
 wait_for 60 "edgerec.service active" in_ct systemctl is-active --quiet edgerec
+in_ct findmnt -n -o OPTIONS / | grep -qE '(^|,)ro(,|$)' || { echo "the root is not read-only" >&2; exit 1; }
+echo "root filesystem is read-only: $(in_ct findmnt -n -o OPTIONS / | cut -d, -f1)"
 echo "unit: Type=$(prop Type) WatchdogUSec=$(prop WatchdogUSec) User=$(prop User)"
 [ "$(prop Type)" = notify ] || { echo "not Type=notify" >&2; exit 1; }
 # READY=1 comes after recovery: recovery is logged before systemd's "Started" line.
-journal=$(in_ct journalctl -u edgerec -o short-monotonic --no-pager)
+journal=$(in_ct journalctl -b -u edgerec -o short-monotonic --no-pager)
 rec_line=$(echo "$journal" | grep -n 'storage recovered' | head -1 | cut -d: -f1)
 started_line=$(echo "$journal" | grep -n 'Started edgerec' | head -1 | cut -d: -f1)
 [ -n "$rec_line" ] && [ -n "$started_line" ] && [ "$rec_line" -lt "$started_line" ] \
@@ -113,7 +118,7 @@ echo "recording inside the container: $(find "$store/media" -name '*.mp4' | wc -
 # once the card answers again and is restarted.
 restarts_before=$(prop NRestarts)
 fsfreeze -f "$store"
-wait_for 30 "the watchdog timeout" sh -c "nsenter -t $leader -a journalctl -u edgerec --no-pager | grep -q 'Watchdog timeout'"
+wait_for 30 "the watchdog timeout" sh -c "nsenter -t $leader -a journalctl -b -u edgerec --no-pager | grep -q 'Watchdog timeout'"
 fsfreeze -u "$store"
 wait_for 60 "a restart by the watchdog" sh -c "[ \$(nsenter -t $leader -a systemctl show edgerec -p NRestarts --value) -gt $restarts_before ]"
 wait_for 60 "edgerec.service active again" in_ct systemctl is-active --quiet edgerec
