@@ -141,9 +141,8 @@ fn main() -> ExitCode {
 }
 
 fn fsck_cmd(cfg: &Config, repair: bool, rebuild: bool) -> anyhow::Result<ExitCode> {
-    use anyhow::Context;
     let _lock = fsutil::lock_store(&cfg.storage.path)
-        .context("the store is in use (stop the recorder before fsck)")?;
+        .map_err(|e| anyhow::anyhow!(fsutil::describe_lock_error(&cfg.storage.path, &e)))?;
     let mut store = Store::open(&cfg.storage.path, &cfg.storage.index_path)?;
     if rebuild {
         let n = fsck::rebuild(&mut store)?;

@@ -22,12 +22,8 @@ use crate::store::{fsutil, recover, Store};
 /// Errors: the store is locked by another process, the index cannot be opened or recovered, or
 /// GStreamer cannot be initialised.
 pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    let _lock = fsutil::lock_store(&cfg.storage.path).with_context(|| {
-        format!(
-            "cannot lock {} (is another edgerec using it?)",
-            cfg.storage.path.display()
-        )
-    })?;
+    let _lock = fsutil::lock_store(&cfg.storage.path)
+        .map_err(|e| anyhow::anyhow!(fsutil::describe_lock_error(&cfg.storage.path, &e)))?;
     let mut store = Store::open(&cfg.storage.path, &cfg.storage.index_path)?;
     let rep = recover::recover(&mut store)?;
     info!(?rep, "storage recovered");

@@ -579,3 +579,65 @@ fn check_config_names_key_and_rule() {
         );
     }
 }
+
+/// Operator errors get a clear message and lose nothing: a second recorder on the same store is
+/// refused (the first keeps recording), and a damaged index names the fix, which works: moved
+/// aside, `fsck --rebuild` recreates it from the media files.
+#[test]
+fn store_misuse_gets_clear_errors() {
+    let cam = TestCam::start(&["--width", "320", "--height", "240"]);
+    let site = Site::new(
+        "max_size_mib = 64\nmin_free_mib = 0",
+        &[("shed", cam.url(), "")],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(20), "media", || {
+        !site.segments().is_empty()
+    });
+    let second = std::process::Command::new(EDGEREC)
+        .args(["run", "--config"])
+        .arg(&site.config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        !second.status.success(),
+        "a second recorder started on the same store"
+    );
+    assert!(err.contains("another edgerec process"), "{err}");
+    let (ok, out) = site.fsck(&[]);
+    assert!(
+        !ok && out.contains("another edgerec process"),
+        "fsck beside a recorder: {out}"
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    let (ok, _) = rec.terminate();
+    assert!(ok, "the first recorder kept going and stopped cleanly");
+    let before = site.complete();
+    assert_eq!(before.len(), 1);
+
+    // Damage the index.
+    std::fs::write(site.index_path(), vec![0x42u8; 4096]).unwrap();
+    let _ = std::fs::remove_file(site.store().join("index.sqlite3-wal"));
+    let _ = std::fs::remove_file(site.store().join("index.sqlite3-shm"));
+    let run = std::process::Command::new(EDGEREC)
+        .args(["run", "--config"])
+        .arg(&site.config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success());
+    assert!(
+        err.contains("fsck --rebuild") && err.contains("index.sqlite3"),
+        "{err}"
+    );
+    std::fs::rename(site.index_path(), site.store().join("index.damaged")).unwrap();
+    let (ok, out) = site.fsck(&["--rebuild"]);
+    assert!(ok, "{out}");
+    let after = site.complete();
+    assert_eq!(after.len(), 1);
+    assert_eq!(
+        (after[0].path.as_str(), after[0].size_bytes),
+        (before[0].path.as_str(), before[0].size_bytes)
+    );
+}

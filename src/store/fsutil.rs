@@ -77,6 +77,22 @@ pub struct StoreLock {
     _file: File,
 }
 
+/// Says why the store lock could not be taken, for an operator: another process holds it, or the
+/// directory cannot be created or opened (with the OS error).
+pub fn describe_lock_error(storage: &Path, e: &io::Error) -> String {
+    if e.kind() == io::ErrorKind::WouldBlock {
+        format!(
+            "another edgerec process (recorder or fsck) is using {}; stop it first",
+            storage.display()
+        )
+    } else {
+        format!(
+            "cannot create or lock the storage directory {}: {e}",
+            storage.display()
+        )
+    }
+}
+
 /// Takes the store lock without waiting; fails with `WouldBlock` if another process holds it.
 pub fn lock_store(storage: &Path) -> io::Result<StoreLock> {
     use std::os::unix::io::AsRawFd;

@@ -21,6 +21,18 @@ pub enum StoreError {
     /// Index error.
     #[error(transparent)]
     Index(#[from] IndexError),
+    /// The index file cannot be opened or migrated.
+    #[error(
+        "cannot open the index {path} (if it is damaged, move it aside and run \
+         `edgerec fsck --rebuild` to recreate it from the media files)"
+    )]
+    IndexOpen {
+        /// The index file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: IndexError,
+    },
     /// File-system error, with the path.
     #[error("{path}: {source}")]
     Io {
@@ -65,9 +77,13 @@ impl Store {
         if let Some(p) = index_path.parent() {
             std::fs::create_dir_all(p).map_err(io_at(p))?;
         }
+        let index = Index::open(index_path).map_err(|e| StoreError::IndexOpen {
+            path: index_path.to_owned(),
+            source: e,
+        })?;
         Ok(Store {
             root: root.to_owned(),
-            index: Index::open(index_path)?,
+            index,
         })
     }
 
