@@ -550,6 +550,27 @@ mod tests {
         assert_eq!(key_of(Config::parse(&t).unwrap_err()), "device_id");
     }
 
+    /// The README's configuration reference is a valid config (docs stay in step with the parser),
+    /// and so is the default config the packages install.
+    #[test]
+    fn documented_configs_parse() {
+        let readme = include_str!("../README.md");
+        let start = readme
+            .find("## Configuration reference")
+            .expect("reference section");
+        let block = &readme[start..];
+        let body = block
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("toml block");
+        let c = Config::parse(body).unwrap_or_else(|e| panic!("README config: {e}"));
+        assert_eq!(c.cameras[0].time_source, TimeSource::System);
+        assert_eq!(c.cameras[0].segment_length, Duration::from_secs(60));
+        Config::parse(include_str!("../systemd/edgerec.toml"))
+            .unwrap_or_else(|e| panic!("default config: {e}"));
+    }
+
     #[test]
     fn credentials_are_redacted() {
         assert_eq!(
