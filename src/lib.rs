@@ -9,6 +9,8 @@
 //! index together: writer, recovery, fsck), [`ingest`] (GStreamer pipelines), [`recorder`] (wiring
 //! for `edgerec run`).
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod duration;
 pub mod index;
