@@ -44,7 +44,9 @@ install -m 0755 "$cam" "$root/usr/bin/edgerec-testcam"
 install -D -m 0644 systemd/edgerec.service "$root/etc/systemd/system/edgerec.service"
 install -D -m 0644 systemd/edgerec.sysusers "$root/usr/lib/sysusers.d/edgerec.conf"
 install -D -m 0644 systemd/edgerec.tmpfiles "$root/usr/lib/tmpfiles.d/edgerec.conf"
-mkdir -p "$root/etc/edgerec" "$root/etc/systemd/system/edgerec.service.d" "$root/etc/systemd/system/multi-user.target.wants"
+# /var/lib/edgerec is the data partition's mount point, part of the (read-only) image.
+mkdir -p "$root/etc/edgerec" "$root/etc/systemd/system/edgerec.service.d" "$root/etc/systemd/system/multi-user.target.wants" \
+  "$root/var/lib/edgerec"
 cat > "$root/etc/edgerec/edgerec.toml" <<EOC
 device_id = "nspawn"
 [storage]
