@@ -143,8 +143,9 @@ struct Held {
     running_ns: u64,
     duration_ns: u64,
     new_run: Option<&'static str>,
-    /// Its time by the system clock, used if no sender report ever comes.
-    system_utc_ns: i64,
+    /// Its time by the system clock if it arrived while no timeline existed; used if no sender
+    /// report ever comes.
+    system_utc_ns: Option<i64>,
 }
 
 struct SinkState {
@@ -236,15 +237,20 @@ impl SinkState {
             }
         }
         let payload = BufferListPayload(list);
-        let sys = self.system_timeline(sink, running, now_utc, wall_minus_mono);
+        // Only a fragment that starts a timeline, or waits for a sender report, needs its system
+        // time; the others are stamped from the run's timeline.
+        let sys = self
+            .timeline
+            .is_none()
+            .then(|| self.system_timeline(sink, running, now_utc, wall_minus_mono));
         let held = Held {
             payload,
             running_ns: running,
             duration_ns,
             new_run: self.next_new_run.take(),
-            system_utc_ns: sys.base_utc_ns,
+            system_utc_ns: sys.as_ref().map(|t| t.base_utc_ns),
         };
-        if self.timeline.is_none() {
+        if let Some(sys) = sys {
             if let Some(p) = prft {
                 self.timeline = Some(Timeline {
                     base_utc_ns: p,
@@ -299,9 +305,13 @@ impl SinkState {
     /// pipeline ended or no report came).
     fn finish(&mut self) {
         if self.timeline.is_none() {
-            if let Some(h) = self.pending.first() {
+            if let Some((h, utc)) = self
+                .pending
+                .first()
+                .and_then(|h| Some((h, h.system_utc_ns?)))
+            {
                 self.timeline = Some(Timeline {
-                    base_utc_ns: h.system_utc_ns,
+                    base_utc_ns: utc,
                     base_running_ns: h.running_ns,
                     wall_minus_mono_ns: now_utc_ns() - mono_ns(),
                     from_camera: false,

@@ -97,17 +97,22 @@ pub fn check(store: &mut Store) -> Result<Vec<Problem>, StoreError> {
 pub fn repair(store: &mut Store) -> Result<Vec<Problem>, StoreError> {
     let problems = check(store)?;
     recover(store)?;
+    // Rows by path, read once after recovery (each row is repaired at most once).
+    let mut rows: std::collections::HashMap<String, crate::index::SegmentRow> = store
+        .index()
+        .all_segments()?
+        .into_iter()
+        .map(|r| (r.path.clone(), r))
+        .collect();
     for p in &problems {
         match p {
             Problem::MissingFile(rel) => {
-                let rows = store.index().all_segments()?;
-                if let Some(r) = rows.iter().find(|r| &r.path == rel) {
+                if let Some(r) = rows.remove(rel) {
                     store.index().delete_rows(&[r.id])?;
                 }
             }
             Problem::SizeMismatch(rel, ..) | Problem::FragmentsMismatch(rel) => {
-                let rows = store.index().all_segments()?;
-                let Some(mut r) = rows.into_iter().find(|r| &r.path == rel) else {
+                let Some(mut r) = rows.remove(rel) else {
                     continue;
                 };
                 let path = store.abs(rel);

@@ -185,7 +185,9 @@ struct OpenSegment {
 
 #[derive(Default)]
 struct CamState {
-    init: Option<Vec<u8>>,
+    /// The camera's init segment (shared by every segment of the run, not copied) and its
+    /// sample entry four-cc, read once when it arrives.
+    init: Option<(Arc<[u8]>, String)>,
     run_id: Option<i64>,
     open: Option<OpenSegment>,
     pending_reason: Option<&'static str>,
@@ -264,7 +266,8 @@ impl Writer {
         match m {
             WriterMsg::Init { camera, data } => {
                 let st = self.cams.entry(camera).or_default();
-                st.init = Some(data);
+                let codec = codec_of(&data);
+                st.init = Some((Arc::from(data), codec));
             }
             WriterMsg::Fragment(f) => {
                 let n = f.payload.len() as u64;
@@ -460,7 +463,7 @@ impl Writer {
         let camera = f.camera.clone();
         let seg_len = self.policy(&camera).segment_length.as_nanos() as i64;
         let st = self.cams.entry(camera.clone()).or_default();
-        let Some(init_len) = st.init.as_ref().map(|i| i.len()) else {
+        let Some(init_len) = st.init.as_ref().map(|(i, _)| i.len()) else {
             warn!(camera = %camera, "fragment before init segment: dropped");
             self.stats.dropped_fragments.fetch_add(1, Ordering::Relaxed);
             return;
@@ -554,7 +557,7 @@ impl Writer {
     ) -> Result<(), StoreError> {
         let root = self.store.root().to_owned();
         let st = self.cams.get_mut(camera).expect("camera state");
-        let init = st.init.clone().expect("init");
+        let (init, codec) = st.init.clone().expect("init");
         let run_id = match st.run_id {
             Some(r) => r,
             None => {
@@ -586,7 +589,6 @@ impl Writer {
         }
         let dir = abs.parent().expect("segment dir").to_owned();
         fsync_dir(&dir).map_err(super::io_at(&dir))?;
-        let codec = codec_of(&init);
         let row = SegmentRow {
             id: 0,
             camera: camera.to_string(),
