@@ -55,7 +55,28 @@ struct RawConfig {
     pipeline: RawPipeline,
     #[serde(default)]
     camera: Vec<RawCamera>,
+    #[serde(default)]
+    http: RawHttp,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawHttp {
+    listen: String,
+    token_file: Option<PathBuf>,
+}
+
+impl Default for RawHttp {
+    fn default() -> Self {
+        RawHttp {
+            listen: DEFAULT_HTTP_LISTEN.into(),
+            token_file: None,
+        }
+    }
+}
+
+/// Default `[http] listen`: loopback only (DESIGN section 6).
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:8080";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,6 +208,18 @@ pub struct Config {
     pub pipeline: PipelineElements,
     /// Cameras, in file order; ids are unique.
     pub cameras: Vec<CameraConfig>,
+    /// The playback and status HTTP server.
+    pub http: HttpConfig,
+}
+
+/// `[http]`: the playback and status server (DESIGN section 6).
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Address and port to listen on; `None` when `listen = "off"`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// File of access tokens, one per line (blank lines and `#` comments ignored). Required when
+    /// `listen` is not a loopback address; when set, every route but `/healthz` needs a token.
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[storage]`: the local media cache (seed `000_*`: `localMediaCachePath`, `localMediaCacheMaximumSizeMiB`).
@@ -292,6 +325,39 @@ pub fn check_segment_length(d: Duration) -> Result<(), String> {
 
 fn duration_key(key: &str, value: &str) -> Result<Duration, ConfigError> {
     parse_iso8601(value).map_err(|e| rule(key, e.to_string()))
+}
+
+/// Validates `[http]`: `listen` is `host:port` with a literal IP (or `off`); a non-loopback
+/// address needs a `token_file`, so that footage is never served to the network unauthenticated.
+fn http_config(h: RawHttp) -> Result<HttpConfig, ConfigError> {
+    if h.listen == "off" {
+        return Ok(HttpConfig {
+            listen: None,
+            token_file: h.token_file,
+        });
+    }
+    let addr: std::net::SocketAddr = h.listen.parse().map_err(|_| {
+        rule(
+            "http.listen",
+            format!(
+                "must be IP:port (e.g. 127.0.0.1:8080, [::1]:8080, 0.0.0.0:8080) or \"off\", got {:?}",
+                h.listen
+            ),
+        )
+    })?;
+    if !addr.ip().is_loopback() && h.token_file.is_none() {
+        return Err(rule(
+            "http.token_file",
+            format!(
+                "is required when http.listen ({addr}) is not a loopback address: playback outside \
+                 the gateway needs access tokens"
+            ),
+        ));
+    }
+    Ok(HttpConfig {
+        listen: Some(addr),
+        token_file: h.token_file,
+    })
 }
 
 impl Config {
@@ -439,11 +505,13 @@ impl Config {
                 time_source,
             });
         }
+        let http = http_config(raw.http)?;
         Ok(Config {
             device_id,
             storage,
             pipeline: raw.pipeline,
             cameras,
+            http,
         })
     }
 }

@@ -41,8 +41,25 @@ CREATE INDEX segment_camera_start ON segment (camera, start_utc_ns);
 CREATE INDEX segment_eviction ON segment (state, uploaded_utc_ns IS NULL, start_utc_ns);
 "#;
 
+/// Second schema step: what playback needs without opening media files (DESIGN section 6).
+pub const SCHEMA_V2: &str = r#"
+-- Media timescale (ticks per second) and the first fragment's tfdt (base media decode time, in
+-- timescale ticks; ISO/IEC 14496-12 section 8.8.12): DASH SegmentTimeline times.
+ALTER TABLE segment ADD COLUMN timescale INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE segment ADD COLUMN decode_time INTEGER NOT NULL DEFAULT 0;
+-- Per camera, the HLS media sequence number of the segment's first fragment and the
+-- discontinuity sequence number of the segment (RFC 8216 sections 4.3.3.2, 4.3.3.3): they only
+-- grow, so a live playlist keeps its numbering while its window slides.
+ALTER TABLE segment ADD COLUMN media_seq INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE segment ADD COLUMN disc_seq INTEGER NOT NULL DEFAULT 0;
+"#;
+
 /// Migrations: entry `i` takes the schema from `user_version` i to i + 1.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+
+/// A hole between two segments longer than this is a discontinuity (a gap), ns. Seed 004:
+/// "every discontinuity in the timeline is a gap".
+pub const GAP_TOLERANCE_NS: i64 = 50_000_000;
 
 /// State of a segment row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +140,14 @@ pub struct SegmentRow {
     pub state: SegmentState,
     /// Upload time, UTC ns, if uploaded.
     pub uploaded_utc_ns: Option<i64>,
+    /// Media timescale, ticks per second (0 if unknown).
+    pub timescale: u32,
+    /// `tfdt` of the first fragment, timescale ticks.
+    pub decode_time: u64,
+    /// HLS media sequence number of the first fragment; assigned on insert (input ignored).
+    pub media_seq: i64,
+    /// Discontinuity sequence number; assigned on insert (input ignored).
+    pub disc_seq: i64,
 }
 
 impl SegmentRow {
@@ -155,7 +180,8 @@ pub struct Index {
 
 const SEGMENT_COLS: &str =
     "id, camera, run_id, start_utc_ns, duration_ns, size_bytes, alloc_bytes, \
-     init_size_bytes, fragments, codec, path, state, uploaded_utc_ns";
+     init_size_bytes, fragments, codec, path, state, uploaded_utc_ns, timescale, decode_time, \
+     media_seq, disc_seq";
 
 fn row_to_segment(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
     Ok(SegmentRow {
@@ -172,6 +198,10 @@ fn row_to_segment(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
         path: r.get(10)?,
         state: SegmentState::from_i64(r.get(11)?),
         uploaded_utc_ns: r.get(12)?,
+        timescale: r.get(13)?,
+        decode_time: r.get::<_, i64>(14)? as u64,
+        media_seq: r.get(15)?,
+        disc_seq: r.get(16)?,
     })
 }
 
@@ -230,11 +260,46 @@ impl Index {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// The sequence numbers a new segment of `camera` starting at `start_utc_ns` in `run_id`
+    /// gets: the previous segment's media sequence plus its fragment count, and its discontinuity
+    /// sequence plus one if the new segment starts a run or follows a gap.
+    fn next_seqs(
+        conn: &Connection,
+        camera: &str,
+        run_id: i64,
+        start_utc_ns: i64,
+    ) -> rusqlite::Result<(i64, i64)> {
+        let prev = conn
+            .prepare_cached(
+                "SELECT media_seq + length(fragments) / 8, disc_seq, run_id, \
+                 start_utc_ns + duration_ns FROM segment \
+                 WHERE camera = ?1 AND start_utc_ns < ?2 ORDER BY start_utc_ns DESC LIMIT 1",
+            )?
+            .query_row(params![camera, start_utc_ns], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .optional()?;
+        Ok(match prev {
+            None => (0, 0),
+            Some((seq, disc, run, end)) => {
+                let continuous = run == run_id && start_utc_ns - end <= GAP_TOLERANCE_NS;
+                (seq, disc + i64::from(!continuous))
+            }
+        })
+    }
+
     fn insert_segment_on(conn: &Connection, s: &SegmentRow) -> rusqlite::Result<i64> {
+        let (media_seq, disc_seq) = Self::next_seqs(conn, &s.camera, s.run_id, s.start_utc_ns)?;
         conn.execute(
             "INSERT INTO segment (camera, run_id, start_utc_ns, duration_ns, size_bytes, alloc_bytes, \
-             init_size_bytes, fragments, codec, path, state, uploaded_utc_ns) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+             init_size_bytes, fragments, codec, path, state, uploaded_utc_ns, timescale, \
+             decode_time, media_seq, disc_seq) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
             params![
                 s.camera,
                 s.run_id,
@@ -247,7 +312,11 @@ impl Index {
                 s.codec,
                 s.path,
                 s.state as i64,
-                s.uploaded_utc_ns
+                s.uploaded_utc_ns,
+                s.timescale,
+                s.decode_time as i64,
+                media_seq,
+                disc_seq
             ],
         )?;
         Ok(conn.last_insert_rowid())
@@ -284,6 +353,97 @@ impl Index {
         };
         tx.commit()?;
         Ok(id)
+    }
+
+    /// The media and discontinuity sequence numbers given to segment `id` on insert.
+    pub fn seqs(&self, id: i64) -> Result<Option<(i64, i64)>, IndexError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT media_seq, disc_seq FROM segment WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?)
+    }
+
+    /// Playback: the open and complete segments of `camera` that overlap `[from_utc_ns,
+    /// to_utc_ns)`, by start. Uses the `(camera, start_utc_ns)` index: the segment that starts
+    /// last at or before `from`, then every one that starts before `to`.
+    pub fn segments_overlapping(
+        &self,
+        camera: &str,
+        from_utc_ns: i64,
+        to_utc_ns: i64,
+    ) -> Result<Vec<SegmentRow>, IndexError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {SEGMENT_COLS} FROM segment WHERE camera = ?1 AND state IN (0, 1) \
+             AND start_utc_ns < ?3 AND start_utc_ns >= COALESCE((SELECT start_utc_ns FROM segment \
+             WHERE camera = ?1 AND start_utc_ns <= ?2 ORDER BY start_utc_ns DESC LIMIT 1), ?2) \
+             ORDER BY start_utc_ns"
+        ))?;
+        let rows = st.query_map(params![camera, from_utc_ns, to_utc_ns], row_to_segment)?;
+        let mut v: Vec<SegmentRow> = rows.collect::<Result<_, _>>()?;
+        v.retain(|s| s.end_utc_ns() > from_utc_ns || s.state == SegmentState::Open);
+        Ok(v)
+    }
+
+    /// Playback: whether any open or complete segment of `camera` overlaps `[from_utc_ns,
+    /// to_utc_ns)`. One index lookup: the last segment that starts before `to` (segments of a
+    /// camera do not overlap).
+    pub fn has_media(
+        &self,
+        camera: &str,
+        from_utc_ns: i64,
+        to_utc_ns: i64,
+    ) -> Result<bool, IndexError> {
+        let end: Option<(i64, i64)> = self
+            .conn
+            .prepare_cached(
+                "SELECT start_utc_ns + duration_ns, state FROM segment WHERE camera = ?1 \
+                 AND start_utc_ns < ?2 AND state IN (0, 1) ORDER BY start_utc_ns DESC LIMIT 1",
+            )?
+            .query_row(params![camera, to_utc_ns], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        Ok(end.is_some_and(|(e, state)| e > from_utc_ns || state == 0))
+    }
+
+    /// Playback: the start of the first and the end of the last open or complete segment of
+    /// `camera` (UTC ns), if it has any.
+    pub fn media_bounds(&self, camera: &str) -> Result<Option<(i64, i64)>, IndexError> {
+        let first: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT start_utc_ns FROM segment WHERE camera = ?1 AND state IN (0, 1) \
+                 ORDER BY start_utc_ns LIMIT 1",
+            )?
+            .query_row([camera], |r| r.get(0))
+            .optional()?;
+        let last: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT start_utc_ns + duration_ns FROM segment WHERE camera = ?1 \
+                 AND state IN (0, 1) ORDER BY start_utc_ns DESC LIMIT 1",
+            )?
+            .query_row([camera], |r| r.get(0))
+            .optional()?;
+        Ok(first.zip(last))
+    }
+
+    /// Per camera: (camera, segments, bytes held) over rows that still have a file.
+    pub fn camera_totals(&self) -> Result<Vec<(String, i64, i64)>, IndexError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT camera, COUNT(*), COALESCE(SUM(size_bytes), 0) FROM segment \
+             WHERE state IN (0, 1) GROUP BY camera ORDER BY camera",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The row with this id.
+    pub fn segment(&self, id: i64) -> Result<Option<SegmentRow>, IndexError> {
+        Ok(self
+            .conn
+            .prepare_cached(&format!("SELECT {SEGMENT_COLS} FROM segment WHERE id = ?1"))?
+            .query_row([id], row_to_segment)
+            .optional()?)
     }
 
     /// Rows in a state, oldest first.
@@ -365,7 +525,8 @@ impl Index {
     pub fn rewrite_segment(&self, s: &SegmentRow) -> Result<(), IndexError> {
         self.conn.execute(
             "UPDATE segment SET duration_ns = ?2, size_bytes = ?3, alloc_bytes = ?4, fragments = ?5, \
-             state = ?6, init_size_bytes = ?7, codec = ?8 WHERE id = ?1",
+             state = ?6, init_size_bytes = ?7, codec = ?8, timescale = ?9, decode_time = ?10 \
+             WHERE id = ?1",
             params![
                 s.id,
                 s.duration_ns,
@@ -374,7 +535,9 @@ impl Index {
                 encode_fragments(&s.fragments),
                 s.state as i64,
                 s.init_size_bytes,
-                s.codec
+                s.codec,
+                s.timescale,
+                s.decode_time as i64
             ],
         )?;
         Ok(())
@@ -487,6 +650,10 @@ mod tests {
             path: path.into(),
             state: SegmentState::Complete,
             uploaded_utc_ns: None,
+            timescale: 90_000,
+            decode_time: 0,
+            media_seq: 0,
+            disc_seq: 0,
         }
     }
 

@@ -140,6 +140,7 @@ const RTCP_WAIT: Duration = Duration::from_secs(5);
 /// A fragment waiting for its time.
 struct Held {
     payload: BufferListPayload,
+    decode_time: u64,
     running_ns: u64,
     duration_ns: u64,
     new_run: Option<&'static str>,
@@ -236,6 +237,11 @@ impl SinkState {
                 self.next_new_run.get_or_insert("clock_step");
             }
         }
+        let decode_time = first
+            .map_readable()
+            .ok()
+            .and_then(|m| crate::mp4::fragment_decode_time(m.as_slice()))
+            .unwrap_or(0);
         let payload = BufferListPayload(list);
         // Only a fragment that starts a timeline, or waits for a sender report, needs its system
         // time; the others are stamped from the run's timeline.
@@ -245,6 +251,7 @@ impl SinkState {
             .then(|| self.system_timeline(sink, running, now_utc, wall_minus_mono));
         let held = Held {
             payload,
+            decode_time,
             running_ns: running,
             duration_ns,
             new_run: self.next_new_run.take(),
@@ -335,6 +342,7 @@ impl SinkState {
                 payload: Box::new(h.payload),
                 utc_ns,
                 duration_ns: h.duration_ns,
+                decode_time: h.decode_time,
                 new_run,
             };
             if self.writer.send_fragment(f) {

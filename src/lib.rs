@@ -7,14 +7,17 @@
 //! Modules: [`config`] (the TOML file and its rules), [`duration`] (ISO 8601 durations), [`mp4`]
 //! (reading our own segment files), [`index`] (SQLite schema and queries), [`store`] (files and
 //! index together: writer, recovery, fsck), [`ingest`] (GStreamer pipelines), [`recorder`] (wiring
-//! for `edgerec run`).
+//! for `edgerec run`), [`playback`] (availableMedia, manifest filters, HLS and DASH), [`http`]
+//! (the playback and status server).
 
 #![warn(missing_docs)]
 
 pub mod config;
 pub mod duration;
+pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod mp4;
+pub mod playback;
 pub mod recorder;
 pub mod store;

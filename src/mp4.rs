@@ -18,6 +18,9 @@ pub struct FragmentInfo {
     pub size: u64,
     /// Sum of the sample durations of the first track, in `timescale` units.
     pub duration_ticks: u64,
+    /// Base media decode time (`tfdt`, ISO/IEC 14496-12 section 8.8.12) of the first track, in
+    /// `timescale` units; 0 if the fragment has none.
+    pub decode_time: u64,
 }
 
 /// What [`scan`] found in a segment file.
@@ -120,6 +123,24 @@ fn parse_moov(moov: &[u8]) -> Option<(u32, String)> {
     Some((timescale, codec))
 }
 
+/// The `tfdt` base media decode time of the first `traf` of a `moof` body (version 0: 32 bit,
+/// version 1: 64 bit), in track timescale units.
+fn moof_decode_time(moof: &[u8]) -> Option<u64> {
+    let tfdt = find(moof, &[b"traf", b"tfdt"])?;
+    if *tfdt.first()? == 1 {
+        be64(tfdt, 4)
+    } else {
+        be32(tfdt, 4).map(u64::from)
+    }
+}
+
+/// The `tfdt` base media decode time of a fragment from its header (the boxes up to and including
+/// `moof`, as the muxer hands them over), in track timescale units; `None` without a `moof`/`tfdt`.
+pub fn fragment_decode_time(header: &[u8]) -> Option<u64> {
+    let (_, moof) = children(header).find(|(t, _)| t == b"moof")?;
+    moof_decode_time(moof)
+}
+
 /// Sum of sample durations of the first `traf` of a `moof` body, in track timescale units.
 fn moof_duration(moof: &[u8], trex_default: u32) -> u64 {
     let Some(traf) = find(moof, &[b"traf"]) else {
@@ -172,6 +193,64 @@ fn moof_duration(moof: &[u8], trex_default: u32) -> u64 {
     total
 }
 
+/// What a manifest needs to know about an init segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitInfo {
+    /// RFC 6381 `codecs` value, e.g. `avc1.64001f` or `hvc1.1.6.L93.B0` (ISO/IEC 14496-15
+    /// annex E).
+    pub codecs: String,
+    /// Coded width in pixels, from the visual sample entry.
+    pub width: u16,
+    /// Coded height in pixels.
+    pub height: u16,
+}
+
+/// Reads the first track's sample entry from an init segment (`ftyp` + `moov`). `None` if it
+/// is not a visual sample entry with an `avcC` or `hvcC` box.
+pub fn init_info(init: &[u8]) -> Option<InitInfo> {
+    let (_, moov) = children(init).find(|(t, _)| t == b"moov")?;
+    let stsd = find(moov, &[b"trak", b"mdia", b"minf", b"stbl", b"stsd"])?;
+    let entries = stsd.get(8..)?;
+    let (fourcc, entry) = children(entries).next()?;
+    let width = u16::from_be_bytes(entry.get(24..26)?.try_into().ok()?);
+    let height = u16::from_be_bytes(entry.get(26..28)?.try_into().ok()?);
+    let four = String::from_utf8_lossy(&fourcc).into_owned();
+    let boxes = entry.get(78..)?;
+    let codecs = if let Some((_, avcc)) = children(boxes).find(|(t, _)| t == b"avcC") {
+        // AVCDecoderConfigurationRecord: profile, constraint flags, level (RFC 6381 section 3.3).
+        format!(
+            "{four}.{:02x}{:02x}{:02x}",
+            avcc.get(1)?,
+            avcc.get(2)?,
+            avcc.get(3)?
+        )
+    } else if let Some((_, hvcc)) = children(boxes).find(|(t, _)| t == b"hvcC") {
+        // HEVCDecoderConfigurationRecord (ISO/IEC 14496-15 annex E.3).
+        let b1 = *hvcc.get(1)?;
+        let space = ["", "A", "B", "C"][usize::from(b1 >> 6)];
+        let tier = if b1 & 0x20 != 0 { 'H' } else { 'L' };
+        let profile = b1 & 0x1f;
+        let compat = u32::from_be_bytes(hvcc.get(2..6)?.try_into().ok()?).reverse_bits();
+        let level = *hvcc.get(12)?;
+        let mut cons: Vec<u8> = hvcc.get(6..12)?.to_vec();
+        while cons.last() == Some(&0) {
+            cons.pop();
+        }
+        let mut s = format!("{four}.{space}{profile}.{compat:x}.{tier}{level}");
+        for c in cons {
+            s.push_str(&format!(".{c:x}"));
+        }
+        s
+    } else {
+        return None;
+    };
+    Some(InitInfo {
+        codecs,
+        width,
+        height,
+    })
+}
+
 /// Seconds from the NTP epoch (1900-01-01) to the Unix epoch (1970-01-01), RFC 5905.
 const NTP_UNIX_OFFSET_S: i128 = 2_208_988_800;
 
@@ -208,6 +287,7 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ScanError> {
     let mut trex_default = 0u32;
     let mut frag_start: Option<u64> = None;
     let mut frag_ticks = 0u64;
+    let mut frag_dts = 0u64;
     let mut seen_moof = false;
     let mut hdr = [0u8; 16];
     while pos + 8 <= file_len {
@@ -253,6 +333,7 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ScanError> {
                 let mut body = vec![0u8; body_len];
                 r.read_exact(&mut body)?;
                 frag_ticks = moof_duration(&body, trex_default);
+                frag_dts = moof_decode_time(&body).unwrap_or(0);
                 frag_start.get_or_insert(pos);
                 seen_moof = true;
             }
@@ -265,6 +346,7 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ScanError> {
                     offset: start,
                     size: pos + size - start,
                     duration_ticks: frag_ticks,
+                    decode_time: frag_dts,
                 });
                 out.valid_len = pos + size;
                 seen_moof = false;

@@ -75,6 +75,17 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         media = %cfg.storage.path.join("media").display(),
         "recording"
     );
+    let http_stop = Arc::new(AtomicBool::new(false));
+    let http_thread = match cfg.http.listen {
+        Some(addr) => Some(start_http(
+            cfg,
+            addr,
+            &handle,
+            &statuses,
+            http_stop.clone(),
+        )?),
+        None => None,
+    };
     let mut sd = SystemdNotifier::new();
     sd.ready(&status_line(cfg, &statuses, handle.stats()));
     while !stop.load(Ordering::Relaxed) {
@@ -84,6 +95,10 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         });
     }
     sd.stopping();
+    http_stop.store(true, Ordering::Relaxed);
+    if let Some(t) = http_thread {
+        let _ = t.join();
+    }
     info!("stopping: flushing the last fragments");
     cam_stop.store(true, Ordering::Relaxed);
     for t in threads {
@@ -93,6 +108,52 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let _ = writer_thread.join();
     info!("stopped cleanly");
     Ok(())
+}
+
+/// Opens the playback catalog and starts the HTTP server; logs one playback URL per camera.
+/// Errors: the address cannot be bound (in use, not local) or the token file cannot be read.
+fn start_http(
+    cfg: &Config,
+    addr: std::net::SocketAddr,
+    handle: &crate::store::writer::WriterHandle,
+    statuses: &[Arc<CameraStatus>],
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let catalog =
+        crate::playback::catalog::Catalog::open(&cfg.storage.index_path, handle.live().clone())?;
+    let tokens = cfg
+        .http
+        .token_file
+        .as_deref()
+        .map(crate::http::auth::Tokens::load)
+        .transpose()?;
+    let mut enabled = statuses.iter();
+    let cameras = cfg
+        .cameras
+        .iter()
+        .map(|c| crate::http::CameraEntry {
+            id: c.id.clone(),
+            status: if c.enabled {
+                enabled.next().cloned()
+            } else {
+                None
+            },
+        })
+        .collect();
+    let state = crate::http::AppState {
+        catalog: Arc::new(catalog),
+        storage_root: cfg.storage.path.clone(),
+        cameras,
+        stats: handle.stats().clone(),
+        storage_limit_bytes: cfg.storage.max_size_bytes,
+        tokens,
+    };
+    let (bound, jh) = crate::http::spawn(addr, state, stop)
+        .with_context(|| format!("HTTP server on http.listen = {addr}"))?;
+    for c in cfg.cameras.iter().filter(|c| c.enabled) {
+        info!(camera = %c.id, "playback: http://{bound}/{}/content.ism/manifest(format=m3u8-aapl).m3u8", c.id);
+    }
+    Ok(jh)
 }
 
 /// One line for `systemctl status` (`STATUS=`): cameras connected, storage used, drops.

@@ -7,6 +7,7 @@
 pub mod fsck;
 pub mod fsutil;
 pub mod layout;
+pub mod live;
 pub mod recover;
 pub mod writer;
 

@@ -72,6 +72,8 @@ pub(crate) fn fill_from_scan(
     row.alloc_bytes = allocated_bytes(&meta) as i64;
     row.init_size_bytes = scan.init_size as i64;
     row.codec = scan.codec.clone();
+    row.timescale = scan.timescale;
+    row.decode_time = scan.fragments.first().map_or(0, |f| f.decode_time);
     Ok(())
 }
 
@@ -176,6 +178,10 @@ pub fn adopt(store: &mut Store, camera: &str, rel: &str) -> Result<bool, StoreEr
         path: rel.to_owned(),
         state: SegmentState::Complete,
         uploaded_utc_ns: None,
+        timescale: 0,
+        decode_time: 0,
+        media_seq: 0,
+        disc_seq: 0,
     };
     fill_from_scan(&mut row, &path, &scan)?;
     store.index().insert_segment(&row)?;

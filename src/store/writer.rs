@@ -23,6 +23,7 @@ use tracing::{debug, error, info, warn};
 
 use super::fsutil::{self, allocated_bytes, fsync_dir, is_enospc, round_up};
 use super::layout::{self, segment_rel_path};
+use super::live::LiveSegments;
 use super::{Store, StoreError};
 use crate::index::{FragmentEntry, SegmentRow, SegmentState};
 
@@ -60,6 +61,8 @@ pub struct Fragment {
     pub utc_ns: i64,
     /// Duration in ns.
     pub duration_ns: u64,
+    /// Base media decode time (`tfdt`) in the track's timescale ticks, 0 if unknown.
+    pub decode_time: u64,
     /// `Some(reason)` if this fragment starts a new run (`connect`, `reconnect`, `clock_step`,
     /// `restart`, `dropped`): the media timeline is not continuous with the previous fragment.
     pub new_run: Option<&'static str>,
@@ -143,6 +146,7 @@ pub struct WriterHandle {
     queued_bytes: Arc<AtomicU64>,
     max_queued_bytes: u64,
     stats: Arc<WriterStats>,
+    live: LiveSegments,
 }
 
 impl WriterHandle {
@@ -173,6 +177,11 @@ impl WriterHandle {
     pub fn stats(&self) -> &Arc<WriterStats> {
         &self.stats
     }
+
+    /// The open segments, fragment by fragment, for live playback.
+    pub fn live(&self) -> &LiveSegments {
+        &self.live
+    }
 }
 
 struct OpenSegment {
@@ -186,8 +195,8 @@ struct OpenSegment {
 #[derive(Default)]
 struct CamState {
     /// The camera's init segment (shared by every segment of the run, not copied) and its
-    /// sample entry four-cc, read once when it arrives.
-    init: Option<(Arc<[u8]>, String)>,
+    /// sample entry four-cc and media timescale, read once when it arrives.
+    init: Option<(Arc<[u8]>, String, u32)>,
     run_id: Option<i64>,
     open: Option<OpenSegment>,
     pending_reason: Option<&'static str>,
@@ -199,6 +208,7 @@ pub struct Writer {
     cfg: WriterConfig,
     cams: HashMap<Arc<str>, CamState>,
     stats: Arc<WriterStats>,
+    live: LiveSegments,
     queued_bytes: Arc<AtomicU64>,
     complete_alloc: u64,
     block_size: u64,
@@ -217,6 +227,7 @@ impl Writer {
             cfg,
             cams: HashMap::new(),
             stats: Arc::new(WriterStats::default()),
+            live: LiveSegments::new(),
             queued_bytes: Arc::new(AtomicU64::new(0)),
             complete_alloc,
             block_size,
@@ -232,6 +243,7 @@ impl Writer {
             queued_bytes: self.queued_bytes.clone(),
             max_queued_bytes: DEFAULT_QUEUE_BYTES,
             stats: self.stats.clone(),
+            live: self.live.clone(),
         };
         let jh = std::thread::Builder::new()
             .name("storage-writer".into())
@@ -266,8 +278,8 @@ impl Writer {
         match m {
             WriterMsg::Init { camera, data } => {
                 let st = self.cams.entry(camera).or_default();
-                let codec = codec_of(&data);
-                st.init = Some((Arc::from(data), codec));
+                let (codec, timescale) = codec_of(&data);
+                st.init = Some((Arc::from(data), codec, timescale));
             }
             WriterMsg::Fragment(f) => {
                 let n = f.payload.len() as u64;
@@ -296,6 +308,7 @@ impl Writer {
             if let Err(e) = self.close_segment(o, None) {
                 self.storage_error(camera, &e);
             }
+            self.live.closed(camera);
         }
     }
 
@@ -388,6 +401,8 @@ impl Writer {
         if victims.is_empty() {
             return false;
         }
+        self.live
+            .deleted(&victims.iter().map(|v| v.id).collect::<Vec<_>>());
         match self.store.delete_segments(&victims) {
             Ok(d) => {
                 self.complete_alloc = self.complete_alloc.saturating_sub(d.alloc_bytes);
@@ -437,6 +452,8 @@ impl Writer {
                         break;
                     }
                 };
+                self.live
+                    .deleted(&expired.iter().map(|v| v.id).collect::<Vec<_>>());
                 match self.store.delete_segments(&expired) {
                     Ok(d) => {
                         self.complete_alloc = self.complete_alloc.saturating_sub(d.alloc_bytes);
@@ -463,7 +480,7 @@ impl Writer {
         let camera = f.camera.clone();
         let seg_len = self.policy(&camera).segment_length.as_nanos() as i64;
         let st = self.cams.entry(camera.clone()).or_default();
-        let Some(init_len) = st.init.as_ref().map(|(i, _)| i.len()) else {
+        let Some(init_len) = st.init.as_ref().map(|(i, _, _)| i.len()) else {
             warn!(camera = %camera, "fragment before init segment: dropped");
             self.stats.dropped_fragments.fetch_add(1, Ordering::Relaxed);
             return;
@@ -544,6 +561,7 @@ impl Writer {
         o.row.size_bytes += f.payload.len() as i64;
         o.row.duration_ns += f.duration_ns as i64;
         o.row.fragments.push(entry(f));
+        self.live.appended(camera, entry(f), f.duration_ns as i64);
         Ok(())
     }
 
@@ -557,7 +575,7 @@ impl Writer {
     ) -> Result<(), StoreError> {
         let root = self.store.root().to_owned();
         let st = self.cams.get_mut(camera).expect("camera state");
-        let (init, codec) = st.init.clone().expect("init");
+        let (init, codec, timescale) = st.init.clone().expect("init");
         let run_id = match st.run_id {
             Some(r) => r,
             None => {
@@ -603,6 +621,10 @@ impl Writer {
             path: rel,
             state: SegmentState::Open,
             uploaded_utc_ns: None,
+            timescale,
+            decode_time: f.decode_time,
+            media_seq: 0,
+            disc_seq: 0,
         };
         let prev = self.cams.get_mut(camera).and_then(|c| c.open.take());
         let id = match prev {
@@ -611,6 +633,10 @@ impl Writer {
         };
         let mut row = row;
         row.id = id.unwrap_or(0);
+        if let Ok(Some((m, d))) = self.store.index().seqs(row.id) {
+            (row.media_seq, row.disc_seq) = (m, d);
+        }
+        self.live.opened(&row);
         self.cams.get_mut(camera).expect("camera state").open = Some(OpenSegment {
             row,
             file,
@@ -693,10 +719,11 @@ fn create_exclusive(
 }
 
 /// The sample entry four-cc of an init segment (`avc1`, `hvc1`, ...), or `unknown`.
-fn codec_of(init: &[u8]) -> String {
+/// The sample entry four-cc and the media timescale of an init segment.
+fn codec_of(init: &[u8]) -> (String, u32) {
     crate::mp4::scan(&mut io::Cursor::new(init))
-        .map(|s| s.codec)
-        .unwrap_or_else(|_| "unknown".into())
+        .map(|s| (s.codec, s.timescale))
+        .unwrap_or_else(|_| ("unknown".into(), 0))
 }
 
 /// The system clock as UTC ns since 1970.

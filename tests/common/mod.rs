@@ -115,6 +115,8 @@ impl Drop for TestCam {
 pub struct Site {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    /// The recorder's HTTP port (127.0.0.1).
+    pub http_port: u16,
 }
 
 impl Site {
@@ -137,9 +139,15 @@ impl Site {
         for (id, url, extra) in cameras {
             t += &format!("[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n");
         }
+        let http_port = free_port();
+        t += &format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n");
         let config = dir.path().join("edgerec.toml");
         std::fs::write(&config, t).unwrap();
-        Site { dir, config }
+        Site {
+            dir,
+            config,
+            http_port,
+        }
     }
 
     pub fn store(&self) -> PathBuf {

@@ -1,0 +1,155 @@
+//! `GET /metrics`: Prometheus text exposition format 0.0.4 of the writer's counters, storage use
+//! and limit, and per-camera ingest state. Rendering only; the numbers come from
+//! [`crate::store::writer::WriterStats`] and [`crate::ingest::CameraStatus`].
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use super::AppState;
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (labels, v) in samples {
+        let _ = writeln!(out, "{name}{labels} {v}");
+    }
+}
+
+fn label(camera: &str) -> String {
+    // Camera ids are [a-z0-9_-] (config rule), so they need no escaping.
+    format!("{{camera=\"{camera}\"}}")
+}
+
+/// Renders every metric; `held` is (camera, segments, bytes) from the index.
+pub fn render(st: &AppState, held: &[(String, i64, i64)]) -> String {
+    let w = &st.stats;
+    let g =
+        |a: &std::sync::atomic::AtomicU64| vec![(String::new(), a.load(Ordering::Relaxed) as f64)];
+    let mut out = String::with_capacity(4096);
+    metric(
+        &mut out,
+        "edgerec_recorded_bytes_total",
+        "counter",
+        "Fragment bytes written to segment files.",
+        &g(&w.bytes_written),
+    );
+    metric(
+        &mut out,
+        "edgerec_recorded_fragments_total",
+        "counter",
+        "Fragments written.",
+        &g(&w.fragments_written),
+    );
+    metric(
+        &mut out,
+        "edgerec_segments_closed_total",
+        "counter",
+        "Segments closed (complete).",
+        &g(&w.segments_closed),
+    );
+    metric(
+        &mut out,
+        "edgerec_evicted_segments_total",
+        "counter",
+        "Segments deleted to stay under the size limit or the free-space floor.",
+        &g(&w.evicted_segments),
+    );
+    metric(
+        &mut out,
+        "edgerec_evicted_bytes_total",
+        "counter",
+        "Allocated bytes freed by eviction.",
+        &g(&w.evicted_bytes),
+    );
+    metric(
+        &mut out,
+        "edgerec_expired_segments_total",
+        "counter",
+        "Segments deleted by retention.",
+        &g(&w.expired_segments),
+    );
+    metric(
+        &mut out,
+        "edgerec_dropped_fragments_total",
+        "counter",
+        "Fragments lost (queue full or no space after eviction).",
+        &g(&w.dropped_fragments),
+    );
+    metric(
+        &mut out,
+        "edgerec_storage_errors_total",
+        "counter",
+        "Storage errors other than a full disk.",
+        &g(&w.storage_errors),
+    );
+    metric(
+        &mut out,
+        "edgerec_storage_used_bytes",
+        "gauge",
+        "Bytes in use: media (allocated) plus index.",
+        &g(&w.used_bytes),
+    );
+    metric(
+        &mut out,
+        "edgerec_storage_limit_bytes",
+        "gauge",
+        "storage.max_size_mib in bytes.",
+        &[(String::new(), st.storage_limit_bytes as f64)],
+    );
+    let cams = &st.cameras;
+    let per = |f: &dyn Fn(&super::CameraEntry) -> f64| -> Vec<(String, f64)> {
+        cams.iter().map(|c| (label(&c.id), f(c))).collect()
+    };
+    metric(
+        &mut out,
+        "edgerec_camera_received_bytes_total",
+        "counter",
+        "Fragment bytes received from the camera and queued for storage.",
+        &per(&|c| {
+            c.status
+                .as_ref()
+                .map_or(0.0, |s| s.bytes.load(Ordering::Relaxed) as f64)
+        }),
+    );
+    metric(
+        &mut out,
+        "edgerec_camera_reconnects_total",
+        "counter",
+        "Times the camera's pipeline was rebuilt after a loss.",
+        &per(&|c| {
+            c.status
+                .as_ref()
+                .map_or(0.0, |s| s.reconnects.load(Ordering::Relaxed) as f64)
+        }),
+    );
+    metric(
+        &mut out,
+        "edgerec_camera_connected",
+        "gauge",
+        "1 while the camera delivers media.",
+        &per(&|c| {
+            c.status.as_ref().map_or(0.0, |s| {
+                u8::from(s.connected.load(Ordering::Relaxed)) as f64
+            })
+        }),
+    );
+    let held_of = |id: &str| {
+        held.iter()
+            .find(|h| h.0 == id)
+            .map_or((0, 0), |h| (h.1, h.2))
+    };
+    metric(
+        &mut out,
+        "edgerec_camera_segments",
+        "gauge",
+        "Segments of the camera held on the card.",
+        &per(&|c| held_of(&c.id).0 as f64),
+    );
+    metric(
+        &mut out,
+        "edgerec_camera_held_bytes",
+        "gauge",
+        "Bytes of the camera's segments held on the card.",
+        &per(&|c| held_of(&c.id).1 as f64),
+    );
+    out
+}

@@ -1,0 +1,435 @@
+//! The HTTP server of `edgerec run` (DESIGN section 6): playback routes in the Media Services URL
+//! forms, segment bytes with HTTP Range, camera list, health and metrics.
+//!
+//! Routes (per camera, under `/{camera}/content.ism/`):
+//! - `availableMedia?precision=..&startTime=..&endTime=..` → `{"timeRanges":[..]}`
+//!   ([`crate::playback::available`]);
+//! - `manifest(format=m3u8-aapl[,startTime=..][,endTime=..]).m3u8` and
+//!   `manifest(format=mpd-time-cmaf[,..]).mpd` ([`crate::playback::filter`], [`crate::playback::hls`],
+//!   [`crate::playback::dash`]);
+//! - `media/{segment id}.mp4`: the segment file, with `Range` (206), `Accept-Ranges`, `ETag`,
+//!   `Content-Type: video/mp4`; a segment evicted meanwhile is a JSON 404.
+//!
+//! And `GET /api/cameras`, `GET /healthz` (never needs a token), `GET /metrics`. Errors are JSON
+//! `{"error":{"code":..,"message":..}}`. With a token file, every other route needs a token
+//! ([`auth`]); media URLs inside manifests then carry it. Segment files are found by id through
+//! the index, never by a path from the request, so no request reaches a file outside the media
+//! directory. CORS is open (`*`) so that browser players on other origins can fetch.
+//!
+//! The server runs on its own small tokio runtime thread; index reads run on blocking threads.
+//! Recording never waits on it.
+
+pub mod auth;
+pub mod metrics;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower::ServiceExt;
+use tracing::{info, warn};
+
+use crate::config::valid_camera_id;
+use crate::ingest::CameraStatus;
+use crate::playback::available::available_media;
+use crate::playback::catalog::Catalog;
+use crate::playback::filter::{parse_manifest_name, select, Format};
+use crate::playback::hls::MediaUrls;
+use crate::playback::time::format_full;
+use crate::playback::{dash, hls, ApiError};
+use crate::store::writer::{now_utc_ns, WriterStats};
+
+/// A configured camera as the server reports it.
+pub struct CameraEntry {
+    /// Camera id.
+    pub id: String,
+    /// Ingest state (`None` for a camera that is configured but disabled).
+    pub status: Option<Arc<CameraStatus>>,
+}
+
+/// Everything the handlers read.
+pub struct AppState {
+    /// Recordings.
+    pub catalog: Arc<Catalog>,
+    /// Storage root (segment paths in the index are relative to it).
+    pub storage_root: PathBuf,
+    /// Configured cameras, in config order.
+    pub cameras: Vec<CameraEntry>,
+    /// Writer counters.
+    pub stats: Arc<WriterStats>,
+    /// `storage.max_size_mib` in bytes.
+    pub storage_limit_bytes: u64,
+    /// Access tokens; `None`: no token needed (loopback without a token file).
+    pub tokens: Option<auth::Tokens>,
+}
+
+type Shared = Arc<AppState>;
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            self.body(),
+        )
+            .into_response()
+    }
+}
+
+/// Builds the router over `state`.
+pub fn router(state: Shared) -> Router {
+    Router::new()
+        .route("/api/cameras", get(cameras))
+        .route("/metrics", get(metrics_route))
+        .route("/{camera}/content.ism/{name}", get(content))
+        .route("/{camera}/content.ism/media/{file}", get(media))
+        .fallback(|| async { ApiError::not_found("NotFound", "no such route") })
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        )
+        .layer(tower_http::cors::CorsLayer::permissive())
+        .with_state(state)
+}
+
+/// The token a request presents: the `Authorization: Bearer` header or the `token` query
+/// parameter.
+fn presented_token(req: &Request) -> Option<String> {
+    if let Some(h) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some(t) = h.strip_prefix("Bearer ") {
+            return Some(t.trim().to_owned());
+        }
+    }
+    let q = req.uri().query()?;
+    url_query(q).remove("token")
+}
+
+/// Decodes an `application/x-www-form-urlencoded` query.
+fn url_query(q: &str) -> HashMap<String, String> {
+    form_urlencoded::parse(q.as_bytes()).into_owned().collect()
+}
+
+/// The token to carry into media URLs of a manifest (when tokens are in force).
+#[derive(Clone)]
+struct CarryToken(Option<String>);
+
+async fn require_token(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
+    let Some(tokens) = &st.tokens else {
+        req.extensions_mut().insert(CarryToken(None));
+        return next.run(req).await;
+    };
+    match presented_token(&req) {
+        Some(t) if tokens.accepts(&t) => {
+            req.extensions_mut().insert(CarryToken(Some(t)));
+            next.run(req).await
+        }
+        presented => {
+            warn!(path = %req.uri().path(), token_given = presented.is_some(),
+                  "HTTP request refused: missing or wrong access token");
+            let mut r = ApiError {
+                status: 401,
+                code: "Unauthorized",
+                message: "a valid access token is required (Authorization: Bearer <token> or ?token=<token>)".into(),
+            }
+            .into_response();
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            r
+        }
+    }
+}
+
+/// Checks the camera id and that the camera is configured or has media.
+fn check_camera(st: &AppState, camera: &str) -> Result<(), ApiError> {
+    if !valid_camera_id(camera) {
+        return Err(ApiError::bad(
+            "InvalidCameraId",
+            "camera ids match [a-z0-9][a-z0-9_-]{0,63}",
+        ));
+    }
+    if st.cameras.iter().any(|c| c.id == camera) || st.catalog.bounds(camera)?.is_some() {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(
+            "UnknownCamera",
+            format!("no camera {camera:?}"),
+        ))
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ApiError::internal(format!("worker: {e}"))))
+}
+
+async fn content(
+    State(st): State<Shared>,
+    UrlPath((camera, name)): UrlPath<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Response {
+    let carry = req
+        .extensions()
+        .get::<CarryToken>()
+        .cloned()
+        .unwrap_or(CarryToken(None));
+    let r = blocking(move || content_blocking(&st, &camera, &name, &q, carry.0)).await;
+    match r {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+fn content_blocking(
+    st: &AppState,
+    camera: &str,
+    name: &str,
+    q: &HashMap<String, String>,
+    token: Option<String>,
+) -> Result<Response, ApiError> {
+    check_camera(st, camera)?;
+    if name == "availableMedia" {
+        let ranges = available_media(
+            &st.catalog,
+            camera,
+            q.get("precision").map(String::as_str),
+            q.get("startTime").map(String::as_str),
+            q.get("endTime").map(String::as_str),
+        )?;
+        let body = serde_json::json!({ "timeRanges": ranges }).to_string();
+        return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
+    }
+    let Some(req) = parse_manifest_name(name)? else {
+        return Err(ApiError::not_found(
+            "NotFound",
+            "use availableMedia, manifest(format=m3u8-aapl...).m3u8 or manifest(format=mpd-time-cmaf...).mpd",
+        ));
+    };
+    let sel = select(&st.catalog, camera, &req)?;
+    let urls = MediaUrls { token };
+    let (body, ctype) = match req.format {
+        Format::Hls => (hls::render(&sel, &urls), "application/vnd.apple.mpegurl"),
+        Format::Dash => {
+            let inits: Vec<_> = sel
+                .periods
+                .iter()
+                .map(|p| read_init(&st.storage_root, &p.segments[0]))
+                .collect();
+            (
+                dash::render(&sel, &urls, &inits, now_utc_ns()),
+                "application/dash+xml",
+            )
+        }
+    };
+    let cache = if sel.live {
+        "no-cache"
+    } else {
+        "private, max-age=10"
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, ctype),
+            (header::CACHE_CONTROL, cache),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// Reads a segment's init segment and describes its codec; `None` if unreadable.
+fn read_init(root: &Path, seg: &crate::index::SegmentRow) -> Option<crate::mp4::InitInfo> {
+    use std::io::Read;
+    let path = safe_join(root, &seg.path)?;
+    let mut buf = vec![0u8; usize::try_from(seg.init_size_bytes).ok()?.min(1 << 20)];
+    std::fs::File::open(path).ok()?.read_exact(&mut buf).ok()?;
+    crate::mp4::init_info(&buf)
+}
+
+/// `root/rel` if `rel` is a plain relative path (no `..`, not absolute).
+fn safe_join(root: &Path, rel: &str) -> Option<PathBuf> {
+    let p = Path::new(rel);
+    p.components()
+        .all(|c| matches!(c, Component::Normal(_)))
+        .then(|| root.join(p))
+}
+
+async fn media(
+    State(st): State<Shared>,
+    UrlPath((camera, file)): UrlPath<(String, String)>,
+    req: Request,
+) -> Response {
+    let id = file
+        .strip_suffix(".mp4")
+        .and_then(|s| s.parse::<i64>().ok())
+        .filter(|id| *id > 0);
+    let Some(id) = id else {
+        return ApiError::bad("InvalidSegment", "media URLs are media/<segment id>.mp4")
+            .into_response();
+    };
+    let st2 = st.clone();
+    let cam = camera.clone();
+    let row = blocking(move || {
+        if !valid_camera_id(&cam) {
+            return Err(ApiError::bad(
+                "InvalidCameraId",
+                "camera ids match [a-z0-9][a-z0-9_-]{0,63}",
+            ));
+        }
+        Ok(st2.catalog.segment(id)?.filter(|r| r.camera == cam))
+    })
+    .await;
+    let gone = || {
+        ApiError::not_found(
+            "SegmentGone",
+            "no such segment: it was evicted or never existed; reload the manifest",
+        )
+        .into_response()
+    };
+    let row = match row {
+        Ok(Some(r)) => r,
+        Ok(None) => return gone(),
+        Err(e) => return e.into_response(),
+    };
+    let Some(path) = safe_join(&st.storage_root, &row.path) else {
+        return gone();
+    };
+    let Ok(meta) = tokio::fs::metadata(&path).await else {
+        return gone();
+    };
+    let open = crate::playback::catalog::is_open(&row);
+    let etag = format!("\"{}-{}\"", row.id, meta.len());
+    match tower_http::services::ServeFile::new_with_mime(&path, &"video/mp4".parse().expect("mime"))
+        .oneshot(req)
+        .await
+    {
+        Ok(r) if r.status() == StatusCode::NOT_FOUND => gone(),
+        Ok(r) => {
+            let mut r = r.map(Body::new);
+            let h = r.headers_mut();
+            if let Ok(v) = HeaderValue::from_str(&etag) {
+                h.insert(header::ETAG, v);
+            }
+            h.insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static(if open {
+                    "no-cache"
+                } else {
+                    "private, max-age=86400"
+                }),
+            );
+            r
+        }
+        Err(e) => ApiError::internal(format!("reading segment: {e}")).into_response(),
+    }
+}
+
+async fn cameras(State(st): State<Shared>) -> Response {
+    let r = blocking(move || {
+        let totals = st.catalog.totals()?;
+        let mut ids: Vec<String> = st.cameras.iter().map(|c| c.id.clone()).collect();
+        for (c, _, _) in &totals {
+            if !ids.contains(c) {
+                ids.push(c.clone());
+            }
+        }
+        let mut out = Vec::new();
+        for id in ids {
+            let entry = st.cameras.iter().find(|c| c.id == id);
+            let status = entry.and_then(|c| c.status.as_ref());
+            let bounds = st.catalog.bounds(&id)?;
+            let (segments, bytes) = totals
+                .iter()
+                .find(|t| t.0 == id)
+                .map_or((0, 0), |t| (t.1, t.2));
+            out.push(serde_json::json!({
+                "id": id,
+                "configured": entry.is_some(),
+                "recording": st.catalog.open_segment(&id).is_some(),
+                "connected": status.is_some_and(|s| s.connected.load(Ordering::Relaxed)),
+                "reconnects": status.map_or(0, |s| s.reconnects.load(Ordering::Relaxed)),
+                "firstMediaTime": bounds.map(|b| format_full(b.0)),
+                "lastMediaTime": bounds.map(|b| format_full(b.1)),
+                "segments": segments,
+                "bytesHeld": bytes,
+            }));
+        }
+        Ok(serde_json::json!({ "cameras": out }).to_string())
+    })
+    .await;
+    match r {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn metrics_route(State(st): State<Shared>) -> Response {
+    let r = blocking(move || Ok(metrics::render(&st, &st.catalog.totals()?))).await;
+    match r {
+        Ok(body) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            body,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Binds `addr` now (so that a port in use is an error at startup, not later) and serves on a
+/// thread of its own until `stop` becomes true. Returns the bound address and the thread.
+pub fn spawn(
+    addr: SocketAddr,
+    state: AppState,
+    stop: Arc<AtomicBool>,
+) -> std::io::Result<(SocketAddr, std::thread::JoinHandle<()>)> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .max_blocking_threads(4)
+        .thread_name("http")
+        .enable_all()
+        .build()?;
+    let listener = rt.block_on(tokio::net::TcpListener::bind(addr))?;
+    let bound = listener.local_addr()?;
+    let app = router(Arc::new(state));
+    let jh = std::thread::Builder::new()
+        .name("http-server".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                let shutdown = async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                };
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    warn!("HTTP server: {e}");
+                }
+            });
+            rt.shutdown_timeout(Duration::from_secs(2));
+            info!("HTTP server stopped");
+        })?;
+    Ok((bound, jh))
+}

@@ -1,0 +1,112 @@
+//! Reading what is recorded, for playback: the index through a read-only connection of its own,
+//! merged with the storage writer's open segments ([`LiveSegments`]), so that live manifests
+//! include every fragment written so far.
+//!
+//! Queries are synchronous (SQLite); the HTTP layer runs them on blocking threads. One connection
+//! behind a mutex: a gateway serves a handful of players, and the writer never waits for readers
+//! (WAL).
+
+use std::path::Path;
+use std::sync::Mutex;
+
+use crate::index::{Index, IndexError, SegmentRow, SegmentState};
+use crate::store::live::LiveSegments;
+
+/// Playback's view of the recordings.
+pub struct Catalog {
+    index: Mutex<Index>,
+    live: LiveSegments,
+}
+
+impl Catalog {
+    /// Opens the index read-only. Errors: the index does not exist or is newer than this
+    /// edgerec.
+    pub fn open(index_path: &Path, live: LiveSegments) -> Result<Catalog, IndexError> {
+        Ok(Catalog {
+            index: Mutex::new(Index::open_read_only(index_path)?),
+            live,
+        })
+    }
+
+    fn ix<R>(&self, f: impl FnOnce(&Index) -> Result<R, IndexError>) -> Result<R, IndexError> {
+        let g = self.index.lock().unwrap_or_else(|p| p.into_inner());
+        f(&g)
+    }
+
+    /// The camera's open segment, if it is recording now.
+    pub fn open_segment(&self, camera: &str) -> Option<SegmentRow> {
+        self.live.open_segment(camera)
+    }
+
+    /// Segments of `camera` overlapping `[from, to)` (UTC ns), by start; the writer's in-memory
+    /// rows replace index rows with the same id.
+    pub fn segments(
+        &self,
+        camera: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SegmentRow>, IndexError> {
+        let mut v = self.ix(|ix| ix.segments_overlapping(camera, from, to))?;
+        for l in self.live.rows(camera) {
+            let overlaps = l.start_utc_ns < to && l.end_utc_ns() > from;
+            match v.iter_mut().find(|r| r.id == l.id) {
+                Some(r) => *r = l,
+                None if overlaps => v.push(l),
+                None => {}
+            }
+        }
+        v.retain(|r| r.start_utc_ns < to && (r.end_utc_ns() > from));
+        v.sort_by_key(|r| r.start_utc_ns);
+        Ok(v)
+    }
+
+    /// Whether `camera` has media overlapping `[from, to)` (UTC ns).
+    pub fn has_media(&self, camera: &str, from: i64, to: i64) -> Result<bool, IndexError> {
+        if self
+            .live
+            .rows(camera)
+            .iter()
+            .any(|l| l.start_utc_ns < to && l.end_utc_ns() > from)
+        {
+            return Ok(true);
+        }
+        self.ix(|ix| ix.has_media(camera, from, to))
+    }
+
+    /// First media start and last media end of `camera` (UTC ns).
+    pub fn bounds(&self, camera: &str) -> Result<Option<(i64, i64)>, IndexError> {
+        let b = self.ix(|ix| ix.media_bounds(camera))?;
+        let live_end = self.live.rows(camera).iter().map(|r| r.end_utc_ns()).max();
+        Ok(match (b, live_end) {
+            (Some((s, e)), Some(l)) => Some((s, e.max(l))),
+            (Some(b), None) => Some(b),
+            (None, Some(_)) => self
+                .live
+                .rows(camera)
+                .first()
+                .map(|r| (r.start_utc_ns, live_end.unwrap_or(r.end_utc_ns()))),
+            (None, None) => None,
+        })
+    }
+
+    /// Segment `id` (open or complete), the writer's in-memory row if it has one.
+    pub fn segment(&self, id: i64) -> Result<Option<SegmentRow>, IndexError> {
+        let r = self.ix(|ix| ix.segment(id))?;
+        if let Some(r) = &r {
+            if let Some(l) = self.live.rows(&r.camera).into_iter().find(|l| l.id == id) {
+                return Ok(Some(l));
+            }
+        }
+        Ok(r.filter(|r| r.state != SegmentState::Deleting))
+    }
+
+    /// Per camera with media: (segments, bytes held).
+    pub fn totals(&self) -> Result<Vec<(String, i64, i64)>, IndexError> {
+        self.ix(|ix| ix.camera_totals())
+    }
+}
+
+/// Whether a row is still being written.
+pub fn is_open(r: &SegmentRow) -> bool {
+    r.state == SegmentState::Open
+}

@@ -1,0 +1,230 @@
+//! MPEG-DASH MPDs (ISO/IEC 23009-1) for a [`Selection`].
+//!
+//! One Period per continuous stretch (a run; section 5.3.2), one video AdaptationSet with one
+//! Representation whose `codecs` come from the init segment (RFC 6381). Fragments are addressed
+//! by byte range: a `SegmentList` (5.3.9.3) with the init segment as `Initialization@range` of the
+//! period's first file, a `SegmentTimeline` (5.3.9.6) whose `S@t` are the fragments' `tfdt`, and one
+//! `SegmentURL@media`/`@mediaRange` per fragment.
+//!
+//! VoD (`type="static"`): periods follow each other with no time between them (the gaps are not
+//! played), `presentationTimeOffset` is the first fragment's `tfdt`. Live (`type="dynamic"`,
+//! `availabilityStartTime` = 1970-01-01T00:00:00Z): a period starts at the wall-clock time of
+//! `tfdt` 0 of its run, so the mapping of media time to UTC does not change while the window
+//! slides, and periods sit at their real times.
+
+use std::fmt::Write;
+
+use super::filter::Selection;
+use super::hls::MediaUrls;
+use super::time::format_full;
+use crate::mp4::InitInfo;
+
+/// An ISO 8601 duration with millisecond precision, e.g. `PT7.040S`.
+pub fn iso_duration(ns: i64) -> String {
+    let ms = ns.max(0) / 1_000_000;
+    format!("PT{}.{:03}S", ms / 1000, ms % 1000)
+}
+
+/// Renders the MPD. `inits[i]` describes period `i`'s init segment (`None`: codecs unknown, the
+/// sample entry four-cc is used); `now_ns` is the publish time (UTC ns).
+pub fn render(
+    sel: &Selection,
+    urls: &MediaUrls,
+    inits: &[Option<InitInfo>],
+    now_ns: i64,
+) -> String {
+    let frags: usize = sel.periods.iter().map(|p| p.frags.len()).sum();
+    let mut out = String::with_capacity(1024 + frags * 80);
+    let total: i64 = sel.periods.iter().map(|p| p.duration_ns()).sum();
+    let longest = sel
+        .periods
+        .iter()
+        .flat_map(|p| p.frags.iter())
+        .map(|f| f.duration_ns)
+        .max()
+        .unwrap_or(2_000_000_000);
+    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    if sel.live {
+        let _ = writeln!(
+            out,
+            "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:full:2011\" \
+             type=\"dynamic\" availabilityStartTime=\"1970-01-01T00:00:00Z\" publishTime=\"{}\" \
+             minimumUpdatePeriod=\"{}\" timeShiftBufferDepth=\"PT4H\" suggestedPresentationDelay=\"{}\" \
+             minBufferTime=\"{}\">",
+            format_full(now_ns),
+            iso_duration(longest),
+            iso_duration(3 * longest),
+            iso_duration(longest),
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "<MPD xmlns=\"urn:mpeg:dash:schema:mpd:2011\" profiles=\"urn:mpeg:dash:profile:full:2011\" \
+             type=\"static\" mediaPresentationDuration=\"{}\" minBufferTime=\"{}\">",
+            iso_duration(total),
+            iso_duration(longest),
+        );
+    }
+    let mut vod_start = 0i64;
+    let mut prev_end_ns = i64::MIN;
+    for (i, p) in sel.periods.iter().enumerate() {
+        let ts = i64::from(p.timescale());
+        let first = &p.frags[0];
+        let (start_ns, pto) = if sel.live {
+            // Wall-clock time of tfdt 0 of the run; never before the previous period's end.
+            let anchor = first.start_ns - (first.decode_time as i64) * 1_000_000_000 / ts;
+            if anchor >= prev_end_ns {
+                (anchor, 0u64)
+            } else {
+                let shift = prev_end_ns - anchor;
+                (
+                    prev_end_ns,
+                    (shift as i128 * ts as i128 / 1_000_000_000) as u64,
+                )
+            }
+        } else {
+            (vod_start, first.decode_time)
+        };
+        let dur = p.duration_ns();
+        let seg0 = &p.segments[0];
+        let info = inits.get(i).cloned().flatten();
+        let codecs = info
+            .as_ref()
+            .map_or_else(|| seg0.codec.clone(), |i| i.codecs.clone());
+        let bytes: u64 = p.frags.iter().map(|f| f.size).sum();
+        let bandwidth = (bytes as i128 * 8 * 1_000_000_000 / i128::from(dur.max(1))) as u64;
+        let _ = write!(
+            out,
+            "  <Period id=\"r{}s{}\" start=\"{}\"",
+            seg0.run_id,
+            seg0.id,
+            iso_duration(start_ns)
+        );
+        if !sel.live {
+            let _ = write!(out, " duration=\"{}\"", iso_duration(dur));
+        }
+        out.push_str(">\n");
+        let _ = write!(
+            out,
+            "    <AdaptationSet contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" \
+             startWithSAP=\"1\">\n      <Representation id=\"video\" codecs=\"{codecs}\" bandwidth=\"{bandwidth}\""
+        );
+        if let Some(i) = &info {
+            let _ = write!(out, " width=\"{}\" height=\"{}\"", i.width, i.height);
+        }
+        let init_url = urls.segment(seg0.id).replace('&', "&amp;");
+        let _ = write!(
+            out,
+            ">\n        <SegmentList timescale=\"{ts}\" presentationTimeOffset=\"{pto}\">\n          \
+             <Initialization sourceURL=\"{init_url}\" range=\"0-{}\"/>\n          <SegmentTimeline>\n",
+            seg0.init_size_bytes - 1
+        );
+        // S elements, runs of equal durations with no hole collapsed into @r.
+        let mut k = 0;
+        while k < p.frags.len() {
+            let f = &p.frags[k];
+            let mut r = 0;
+            while k + r + 1 < p.frags.len() {
+                let n = &p.frags[k + r + 1];
+                let prev = &p.frags[k + r];
+                if n.duration_ticks == f.duration_ticks
+                    && n.decode_time == prev.decode_time + prev.duration_ticks
+                {
+                    r += 1;
+                } else {
+                    break;
+                }
+            }
+            if r > 0 {
+                let _ = writeln!(
+                    out,
+                    "            <S t=\"{}\" d=\"{}\" r=\"{r}\"/>",
+                    f.decode_time, f.duration_ticks
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "            <S t=\"{}\" d=\"{}\"/>",
+                    f.decode_time, f.duration_ticks
+                );
+            }
+            k += r + 1;
+        }
+        out.push_str("          </SegmentTimeline>\n");
+        let mut url_of = (usize::MAX, String::new());
+        for f in &p.frags {
+            if url_of.0 != f.seg {
+                url_of = (
+                    f.seg,
+                    urls.segment(p.segments[f.seg].id).replace('&', "&amp;"),
+                );
+            }
+            let _ = writeln!(
+                out,
+                "          <SegmentURL media=\"{}\" mediaRange=\"{}-{}\"/>",
+                url_of.1,
+                f.offset,
+                f.offset + f.size - 1
+            );
+        }
+        out.push_str(
+            "        </SegmentList>\n      </Representation>\n    </AdaptationSet>\n  </Period>\n",
+        );
+        vod_start += dur;
+        prev_end_ns = start_ns + dur;
+    }
+    if sel.live {
+        out.push_str("  <UTCTiming schemeIdUri=\"urn:mpeg:dash:utc:direct:2014\" value=\"");
+        out.push_str(&format_full(now_ns));
+        out.push_str("\"/>\n");
+    }
+    out.push_str("</MPD>\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::playback::timeline::{periods, tests::seg};
+
+    const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn static_two_periods() {
+        let a = seg(1, 1, 0, 3, 2);
+        let mut b = seg(2, 2, 100 * S, 2, 2);
+        b.decode_time = 90_000;
+        let sel = Selection {
+            live: false,
+            periods: periods(&[a, b], 0, 1000 * S),
+        };
+        let m = render(&sel, &MediaUrls::default(), &[], 0);
+        assert!(
+            m.contains("type=\"static\" mediaPresentationDuration=\"PT10.000S\""),
+            "{m}"
+        );
+        assert!(m.contains("<Period id=\"r1s1\" start=\"PT0.000S\" duration=\"PT6.000S\">"));
+        assert!(m.contains("<Period id=\"r2s2\" start=\"PT6.000S\" duration=\"PT4.000S\">"));
+        assert!(m.contains("<S t=\"0\" d=\"180000\" r=\"2\"/>"));
+        assert!(m.contains("presentationTimeOffset=\"90000\""));
+        assert!(m.contains("<S t=\"90000\" d=\"180000\" r=\"1\"/>"));
+        assert!(m.contains("<Initialization sourceURL=\"media/2.mp4\" range=\"0-99\"/>"));
+        assert!(m.contains("<SegmentURL media=\"media/2.mp4\" mediaRange=\"1100-2099\"/>"));
+        assert_eq!(m.matches("<SegmentURL").count(), 5);
+    }
+
+    #[test]
+    fn dynamic_anchors_periods_at_their_wall_clock() {
+        let mut a = seg(1, 1, 1000 * S, 3, 2);
+        a.decode_time = 10 * 90_000; // tfdt 10 s at 1000 s: tfdt 0 was at 990 s
+        let sel = Selection {
+            live: true,
+            periods: periods(&[a], 0, i64::MAX),
+        };
+        let m = render(&sel, &MediaUrls::default(), &[], 1006 * S);
+        assert!(m.contains("type=\"dynamic\""));
+        assert!(m.contains("start=\"PT990.000S\""), "{m}");
+        assert!(m.contains("presentationTimeOffset=\"0\""));
+        assert!(m.contains("<S t=\"900000\" d=\"180000\" r=\"2\"/>"));
+    }
+}
