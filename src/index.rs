@@ -336,6 +336,17 @@ impl Index {
         Ok(Self::insert_segment_on(&self.conn, s)?)
     }
 
+    /// Inserts many rows in one transaction (rebuilds, tests, benchmarks); returns their ids.
+    pub fn insert_segments(&mut self, rows: &[SegmentRow]) -> Result<Vec<i64>, IndexError> {
+        let tx = self.conn.transaction()?;
+        let ids = rows
+            .iter()
+            .map(|r| Self::insert_segment_on(&tx, r))
+            .collect::<Result<Vec<_>, _>>()?;
+        tx.commit()?;
+        Ok(ids)
+    }
+
     /// In one transaction: marks `closed` complete with its final sizes and fragments, and inserts
     /// `opened` (if any) as the next open segment. This is the one transaction a segment costs.
     pub fn roll(
