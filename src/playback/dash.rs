@@ -119,36 +119,15 @@ pub fn render(
              <Initialization sourceURL=\"{init_url}\" range=\"0-{}\"/>\n          <SegmentTimeline>\n",
             seg0.init_size_bytes - 1
         );
-        // S elements, runs of equal durations with no hole collapsed into @r.
-        let mut k = 0;
-        while k < p.frags.len() {
-            let f = &p.frags[k];
-            let mut r = 0;
-            while k + r + 1 < p.frags.len() {
-                let n = &p.frags[k + r + 1];
-                let prev = &p.frags[k + r];
-                if n.duration_ticks == f.duration_ticks
-                    && n.decode_time == prev.decode_time + prev.duration_ticks
-                {
-                    r += 1;
-                } else {
-                    break;
-                }
-            }
-            if r > 0 {
-                let _ = writeln!(
-                    out,
-                    "            <S t=\"{}\" d=\"{}\" r=\"{r}\"/>",
-                    f.decode_time, f.duration_ticks
-                );
-            } else {
-                let _ = writeln!(
-                    out,
-                    "            <S t=\"{}\" d=\"{}\"/>",
-                    f.decode_time, f.duration_ticks
-                );
-            }
-            k += r + 1;
+        // One S element per fragment, never `@r`: with a SegmentList, players pair the n-th
+        // SegmentURL with the n-th S element (dash.js 4 indexes SegmentURLs by S element), so
+        // repeats would shift every later byte range.
+        for f in &p.frags {
+            let _ = writeln!(
+                out,
+                "            <S t=\"{}\" d=\"{}\"/>",
+                f.decode_time, f.duration_ticks
+            );
         }
         out.push_str("          </SegmentTimeline>\n");
         let mut url_of = (usize::MAX, String::new());
@@ -205,9 +184,10 @@ mod tests {
         );
         assert!(m.contains("<Period id=\"r1s1\" start=\"PT0.000S\" duration=\"PT6.000S\">"));
         assert!(m.contains("<Period id=\"r2s2\" start=\"PT6.000S\" duration=\"PT4.000S\">"));
-        assert!(m.contains("<S t=\"0\" d=\"180000\" r=\"2\"/>"));
+        assert!(m.contains("<S t=\"0\" d=\"180000\"/>\n            <S t=\"180000\" d=\"180000\"/>"));
+        assert!(!m.contains(" r=\""));
         assert!(m.contains("presentationTimeOffset=\"90000\""));
-        assert!(m.contains("<S t=\"90000\" d=\"180000\" r=\"1\"/>"));
+        assert!(m.contains("<S t=\"90000\" d=\"180000\"/>"));
         assert!(m.contains("<Initialization sourceURL=\"media/2.mp4\" range=\"0-99\"/>"));
         assert!(m.contains("<SegmentURL media=\"media/2.mp4\" mediaRange=\"1100-2099\"/>"));
         assert_eq!(m.matches("<SegmentURL").count(), 5);
@@ -225,6 +205,6 @@ mod tests {
         assert!(m.contains("type=\"dynamic\""));
         assert!(m.contains("start=\"PT990.000S\""), "{m}");
         assert!(m.contains("presentationTimeOffset=\"0\""));
-        assert!(m.contains("<S t=\"900000\" d=\"180000\" r=\"2\"/>"));
+        assert!(m.contains("<S t=\"900000\" d=\"180000\"/>"));
     }
 }

@@ -1,0 +1,390 @@
+//! Playback with real clients (issue: playback): a real test camera, the real recorder with its
+//! HTTP server, and ffmpeg/ffprobe, GStreamer playbin3, and hls.js and dash.js in headless Debian
+//! chromium (driven by `tests/browser/play.mjs` through playwright-core).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// Raw HTTP/1.1 GET on the recorder: (status, lower-cased head, body bytes).
+fn get(port: u16, path: &str, headers: &[&str]) -> (u16, String, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for h in headers {
+        req += &format!("{h}\r\n");
+    }
+    s.write_all(format!("{req}\r\n").as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    let status = head[9..12].parse().unwrap();
+    (status, head, buf[split + 4..].to_vec())
+}
+
+fn get_text(port: u16, path: &str) -> String {
+    let (st, _, body) = get(port, path, &[]);
+    let body = String::from_utf8(body).unwrap();
+    assert_eq!(st, 200, "{path}: {body}");
+    body
+}
+
+fn base(site: &Site) -> String {
+    format!("http://127.0.0.1:{}/cam/content.ism", site.http_port)
+}
+
+/// `availableMedia` at full precision over the last hour: the continuous ranges, in seconds
+/// since the epoch.
+fn ranges(site: &Site) -> Vec<(f64, f64)> {
+    try_ranges(site).expect("availableMedia answers")
+}
+
+/// [`ranges`], or `None` while the recorder's server is not up yet.
+fn try_ranges(site: &Site) -> Option<Vec<(f64, f64)>> {
+    TcpStream::connect(("127.0.0.1", site.http_port)).ok()?;
+    let now = now_utc_ns() / 1_000_000_000;
+    let fmt = |s: i64| {
+        let out = Command::new("date")
+            .args(["-u", "-d", &format!("@{s}"), "+%Y-%m-%dT%H:%M:%SZ"])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    };
+    let body = get_text(
+        site.http_port,
+        &format!(
+            "/cam/content.ism/availableMedia?precision=full&startTime={}&endTime={}",
+            fmt(now - 3600),
+            fmt(now + 60)
+        ),
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let list = v["timeRanges"].as_array()?;
+    Some(
+        list.iter()
+            .map(|r| {
+                let p = |k: &str| {
+                    edgerec::playback::time::parse_datetime(r[k].as_str().unwrap()).unwrap() as f64
+                        / 1e9
+                };
+                (p("start"), p("end"))
+            })
+            .collect(),
+    )
+}
+
+fn iso(s: f64) -> String {
+    edgerec::playback::time::format_full((s * 1e9) as i64)
+}
+
+/// ffmpeg decodes `url` to frame checksums: (frames decoded, error output).
+fn ffmpeg_frames(url: &str) -> (usize, String) {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            url,
+            "-map",
+            "0:v",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "framecrc",
+            "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    let frames = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count();
+    let mut err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        err += &format!("[exit {}]", out.status);
+    }
+    (frames, err)
+}
+
+fn ffprobe_duration(url: &str) -> f64 {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration",
+            "-of",
+            "csv=p=0",
+            url,
+        ])
+        .output()
+        .expect("run ffprobe");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("ffprobe {url}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+/// GStreamer playbin3 plays `url` to the end (EOS) without an error.
+fn assert_playbin3_plays(url: &str) {
+    let out = Command::new("timeout")
+        .args(["120", "gst-launch-1.0", "playbin3"])
+        .arg(format!("uri={url}"))
+        .args(["video-sink=fakesink sync=false", "audio-sink=fakesink"])
+        .output()
+        .expect("run gst-launch-1.0");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("Got EOS") && !text.contains("ERROR"),
+        "playbin3 {url}: {text}"
+    );
+}
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// Plays `url` with hls.js or dash.js in headless chromium: currentTime advances by at least
+/// 2 s, no player error, and the picture is a picture.
+fn assert_browser_plays(lib: &str, url: &str, shot: &std::path::Path) {
+    require("chromium");
+    require("node");
+    assert!(
+        browser_dir().join("node_modules/playwright-core").exists(),
+        "tests/browser/node_modules is missing: run `npm ci --prefix tests/browser` (make deps does)"
+    );
+    let out = Command::new("node")
+        .arg(browser_dir().join("play.mjs"))
+        .args([lib, url])
+        .arg(shot)
+        .args(["2", "60"])
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_else(|| {
+        panic!(
+            "{lib} {url}: no result; stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let r: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert!(
+        r["errors"].as_array().unwrap().is_empty(),
+        "{lib} {url}: {r}"
+    );
+    assert!(r["advanced"].as_f64().unwrap() >= 2.0, "{lib} {url}: {r}");
+    assert!(r["videoWidth"].as_u64().unwrap() > 0, "{lib} {url}: {r}");
+    assert!(
+        r["distinctColours"].as_u64().unwrap() >= 8,
+        "{lib} {url}: flat picture: {r}"
+    );
+    assert!(shot.metadata().unwrap().len() > 1000, "screenshot");
+}
+
+fn extinf_sum(m3u8: &str) -> f64 {
+    m3u8.lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|v| v.trim_end_matches(',').parse::<f64>().unwrap())
+        .sum()
+}
+
+#[test]
+fn vod_across_an_outage_plays_in_every_client() {
+    for t in ["ffmpeg", "ffprobe", "gst-launch-1.0"] {
+        require(t);
+    }
+    let mut cam = TestCam::start(&["--gop", "50"]);
+    let site = Site::new(
+        "max_size_mib = 512\nmin_free_mib = 0\nsegment_length = \"PT30S\"",
+        &[("cam", cam.url(), "")],
+    );
+    let _rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(60), "16 s of media", || {
+        try_ranges(&site).is_some_and(|r| r.last().is_some_and(|r| r.1 - r.0 >= 16.0))
+    });
+    cam.stop();
+    std::thread::sleep(Duration::from_secs(8)); // the outage itself
+    cam.restart();
+    wait_for(
+        Duration::from_secs(60),
+        "a second run with 16 s of media",
+        || {
+            let r = ranges(&site);
+            r.len() == 2 && r[1].1 - r[1].0 >= 16.0
+        },
+    );
+    let r = ranges(&site);
+    let (from, to) = (iso(r[0].0), iso(r[1].1 - 2.0));
+    let b = base(&site);
+
+    // HLS: one discontinuity, every frame decodes, the duration adds up.
+    let hls_path =
+        format!("/cam/content.ism/manifest(format=m3u8-aapl,startTime={from},endTime={to}).m3u8");
+    let m3u8 = get_text(site.http_port, &hls_path);
+    assert_eq!(m3u8.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{m3u8}");
+    assert!(m3u8.ends_with("#EXT-X-ENDLIST\n"));
+    let dur = extinf_sum(&m3u8);
+    let media = (r[0].1 - r[0].0) + (r[1].1 - 2.0 - r[1].0);
+    assert!(
+        (dur - media).abs() <= 2.1,
+        "playlist {dur} s vs media {media} s"
+    );
+    let hls_url = format!("http://127.0.0.1:{}{hls_path}", site.http_port);
+    let (frames, err) = ffmpeg_frames(&hls_url);
+    assert!(err.is_empty(), "ffmpeg HLS: {err}");
+    // ffmpeg's HLS demuxer keeps one MP4 demuxer across EXT-X-DISCONTINUITY; the new run's tfdt
+    // starts again from 0 ("DTS 0 < 49600 out of order"), and ffmpeg drops that run's first
+    // fragment (one GOP, 2 s here) while it re-bases its timestamps. hls.js, dash.js and
+    // playbin3 play it (below); every other frame must decode.
+    let expected = dur * 25.0;
+    assert!(
+        frames as f64 <= expected + 2.0 && frames as f64 >= expected - 50.0 - 2.0,
+        "HLS decoded {frames} frames for {dur} s at 25 fps"
+    );
+    let probed = ffprobe_duration(&hls_url);
+    assert!(
+        (probed - dur).abs() <= 0.5,
+        "ffprobe HLS {probed} s vs {dur} s"
+    );
+
+    // DASH: one Period per run.
+    let dash_path = format!(
+        "/cam/content.ism/manifest(format=mpd-time-cmaf,startTime={from},endTime={to}).mpd"
+    );
+    let mpd = get_text(site.http_port, &dash_path);
+    assert_eq!(mpd.matches("<Period ").count(), 2, "{mpd}");
+    assert!(mpd.contains("codecs=\"avc1.") && mpd.contains("type=\"static\""));
+    let dash_url = format!("http://127.0.0.1:{}{dash_path}", site.http_port);
+    // ffmpeg's DASH demuxer plays one Period (the longest); it must decode it cleanly.
+    let (frames, err) = ffmpeg_frames(&dash_url);
+    assert!(
+        err.is_empty() && frames >= 16 * 25 - 2,
+        "ffmpeg DASH: {frames} frames, {err}"
+    );
+    // A range inside one run: every frame and the duration.
+    let one = format!(
+        "{b}/manifest(format=mpd-time-cmaf,startTime={},endTime={}).mpd",
+        iso(r[1].0),
+        iso(r[1].1 - 2.0)
+    );
+    let (frames, err) = ffmpeg_frames(&one);
+    let run = r[1].1 - 2.0 - r[1].0;
+    assert!(err.is_empty(), "ffmpeg DASH: {err}");
+    let probed = ffprobe_duration(&one);
+    assert!(
+        (probed - run).abs() <= 2.1,
+        "ffprobe DASH {probed} s vs {run} s"
+    );
+    assert!(
+        (frames as f64 - probed * 25.0).abs() <= 2.0,
+        "DASH decoded {frames} frames for {probed} s at 25 fps"
+    );
+    // The same run as HLS: every frame.
+    let one_hls = one
+        .replace("mpd-time-cmaf", "m3u8-aapl")
+        .replace(").mpd", ").m3u8");
+    let (frames, err) = ffmpeg_frames(&one_hls);
+    assert!(err.is_empty(), "ffmpeg HLS: {err}");
+    assert!(
+        (frames as f64 - probed * 25.0).abs() <= 2.0,
+        "HLS decoded {frames} frames for {probed} s at 25 fps"
+    );
+
+    // GStreamer playbin3, both protocols, to the end.
+    assert_playbin3_plays(&hls_url);
+    assert_playbin3_plays(&dash_url);
+
+    // Browsers: hls.js and dash.js.
+    assert_browser_plays("hls", &hls_url, &site.dir.path().join("hls-vod.png"));
+    assert_browser_plays("dash", &dash_url, &site.dir.path().join("dash-vod.png"));
+
+    // Segment bytes with Range.
+    let media_uri = m3u8
+        .lines()
+        .find(|l| l.starts_with("media/"))
+        .unwrap()
+        .to_owned();
+    let (st, head, body) = get(
+        site.http_port,
+        &format!("/cam/content.ism/{media_uri}"),
+        &[],
+    );
+    assert_eq!(st, 200);
+    let len = body.len();
+    assert!(
+        head.contains("accept-ranges: bytes") && head.contains("content-type: video/mp4"),
+        "{head}"
+    );
+    assert!(head.contains("etag: \""), "{head}");
+    let (st, head, part) = get(
+        site.http_port,
+        &format!("/cam/content.ism/{media_uri}"),
+        &["Range: bytes=100-199"],
+    );
+    assert_eq!(st, 206, "{head}");
+    assert!(
+        head.contains(&format!("content-range: bytes 100-199/{len}")),
+        "{head}"
+    );
+    assert_eq!(part, body[100..200]);
+    let (st, _, _) = get(site.http_port, "/cam/content.ism/media/999999.mp4", &[]);
+    assert_eq!(st, 404);
+}
+
+#[test]
+fn live_playback_follows_the_camera() {
+    let _cam = TestCam::start(&["--gop", "50"]);
+    let cam_url = _cam.url();
+    let site = Site::new(
+        "max_size_mib = 512\nmin_free_mib = 0\nsegment_length = \"PT30S\"",
+        &[("cam", cam_url, "")],
+    );
+    let _rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(60), "8 s of media", || {
+        try_ranges(&site).is_some_and(|r| r.last().is_some_and(|r| r.1 - r.0 >= 8.0))
+    });
+    // Mid-way through the first 30 s segment, the live playlist already lists its fragments,
+    // and its edge trails the camera by about one fragment (2 s), not a segment length.
+    let m3u8 = get_text(
+        site.http_port,
+        "/cam/content.ism/manifest(format=m3u8-aapl).m3u8",
+    );
+    assert!(
+        !m3u8.contains("#EXT-X-ENDLIST") && !m3u8.contains("PLAYLIST-TYPE"),
+        "{m3u8}"
+    );
+    assert!(site.complete().is_empty(), "no segment is complete yet");
+    assert!(m3u8.matches("#EXTINF:").count() >= 3, "{m3u8}");
+    let pdt = m3u8
+        .lines()
+        .find_map(|l| l.strip_prefix("#EXT-X-PROGRAM-DATE-TIME:"))
+        .unwrap();
+    let edge =
+        edgerec::playback::time::parse_datetime(pdt).unwrap() as f64 / 1e9 + extinf_sum(&m3u8);
+    let lag = now_utc_ns() as f64 / 1e9 - edge;
+    assert!(lag < 5.0, "live edge {lag:.1} s behind the wall clock");
+    let mpd = get_text(
+        site.http_port,
+        "/cam/content.ism/manifest(format=mpd-time-cmaf).mpd",
+    );
+    assert!(mpd.contains("type=\"dynamic\""), "{mpd}");
+    let b = base(&site);
+    assert_browser_plays(
+        "hls",
+        &format!("{b}/manifest(format=m3u8-aapl).m3u8"),
+        &site.dir.path().join("hls-live.png"),
+    );
+    assert_browser_plays(
+        "dash",
+        &format!("{b}/manifest(format=mpd-time-cmaf).mpd"),
+        &site.dir.path().join("dash-live.png"),
+    );
+}
