@@ -22,10 +22,12 @@ test: lint
 	cargo test --lib --bins
 	cargo build --bins
 	bash .ci/check-packaging.sh
-	cargo test --test recording --test systemd -- --test-threads 10
+	cargo test --test playback_rules
+	cargo test --test recording --test systemd --test playback -- --test-threads 12
 
 bench: release
 	bash bench/record.sh 4 60
+	bash bench/playback.sh
 
 clean:
 	cargo clean

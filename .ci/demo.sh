@@ -16,6 +16,8 @@ segment_length = "PT30S"
 id = "demo-cam"
 url = "rtsp://127.0.0.1:$port/stream"
 retention = "P1D"
+[http]
+listen = "127.0.0.1:${DEMO_HTTP_PORT:-8080}"
 EOC
 "$bin/edgerec" check-config --config demo-data/edgerec.toml
 "$bin/edgerec-testcam" --port "$port" --width 1280 --height 720 --bitrate 2000 > demo-data/testcam.log 2>&1 &
@@ -27,7 +29,11 @@ cat <<MSG
   Test camera:  rtsp://127.0.0.1:$port/stream
   Recordings:   $PWD/demo-data/media/demo-cam/YYYY/MM/DD/<UTC start>.mp4  (30 s segments)
   Index:        $PWD/demo-data/index.sqlite3
-  Play one:     ffplay \$(ls -t demo-data/media/demo-cam/*/*/*/*.mp4 | tail -1)
+  Playback:     http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/demo-cam/content.ism/manifest(format=m3u8-aapl).m3u8  (HLS, live)
+                http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/demo-cam/content.ism/manifest(format=mpd-time-cmaf).mpd  (DASH)
+                ffplay 'http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/demo-cam/content.ism/manifest(format=m3u8-aapl).m3u8'
+  What is held: curl 'http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/demo-cam/content.ism/availableMedia?precision=day&startTime=$(date -u +%Y-%m-01)&endTime=$(date -u +%Y-%m-28)'
+  Play a file:  ffplay \$(ls -t demo-data/media/demo-cam/*/*/*/*.mp4 | tail -1)
   Check:        $bin/edgerec fsck --config demo-data/edgerec.toml   (after stopping)
   Stop:         Ctrl-C
 

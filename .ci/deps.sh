@@ -10,6 +10,7 @@ pkgs=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   ffmpeg sqlite3 procps time python3 python3-venv
   systemd systemd-container debootstrap e2fsprogs util-linux mount file
+  chromium nodejs npm curl
 )
 missing=()
 for p in "${pkgs[@]}"; do
@@ -27,6 +28,11 @@ if [ ! -x target/ci-venv/bin/oelint-adv ]; then
   mkdir -p target
   python3 -m venv target/ci-venv
   target/ci-venv/bin/pip install -q oelint-adv
+fi
+# Browser players for the playback tests (playwright-core drives Debian's chromium; the
+# browsers playwright would download are never used).
+if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/dashjs ]; then
+  npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 # `make lint` needs rustfmt and clippy.

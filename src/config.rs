@@ -618,6 +618,24 @@ mod tests {
         assert_eq!(key_of(Config::parse(&t).unwrap_err()), "device_id");
     }
 
+    #[test]
+    fn http_rules() {
+        let base = with_segment("PT30S");
+        let c = Config::parse(&base).unwrap();
+        assert_eq!(c.http.listen, Some("127.0.0.1:8080".parse().unwrap()));
+        let t = format!("{base}[http]\nlisten = \"0.0.0.0:8080\"\n");
+        let e = Config::parse(&t).unwrap_err();
+        assert_eq!(key_of(e), "http.token_file");
+        let t = format!("{base}[http]\nlisten = \"0.0.0.0:8080\"\ntoken_file = \"/etc/t\"\n");
+        assert!(Config::parse(&t).is_ok());
+        let t = format!("{base}[http]\nlisten = \"localhost\"\n");
+        let e = Config::parse(&t).unwrap_err();
+        assert!(e.to_string().contains("IP:port"), "{e}");
+        assert_eq!(key_of(e), "http.listen");
+        let t = format!("{base}[http]\nlisten = \"off\"\n");
+        assert_eq!(Config::parse(&t).unwrap().http.listen, None);
+    }
+
     /// The README's configuration reference is a valid config (docs stay in step with the parser),
     /// and so is the default config the packages install.
     #[test]
