@@ -183,6 +183,7 @@ fn main() {
         );
     }
 
+    let rss_queries = rss_peak_kib();
     let mut v = Vec::new();
     for _ in 0..5 {
         v.push(
@@ -204,8 +205,9 @@ fn main() {
         "peer / availableMedia full p50 and manifest figures above: a full scan costs {scan:.0} ms"
     );
     println!(
-        "peak RSS: {:.1} MiB (after filling the index: {:.1} MiB)",
-        rss_peak_kib() as f64 / 1024.0,
-        rss_before as f64 / 1024.0
+        "peak RSS: {:.1} MiB after the queries and manifests (before them: {:.1} MiB; with the peer's full scan: {:.1} MiB)",
+        rss_queries as f64 / 1024.0,
+        rss_before as f64 / 1024.0,
+        rss_peak_kib() as f64 / 1024.0
     );
 }

@@ -396,6 +396,45 @@ impl Index {
         Ok(v)
     }
 
+    /// Playback: like [`Index::segments_overlapping`] but without the fragment lists (left
+    /// empty) and paths, for timeline questions (availableMedia) that only need times and runs.
+    pub fn segment_times_overlapping(
+        &self,
+        camera: &str,
+        from_utc_ns: i64,
+        to_utc_ns: i64,
+    ) -> Result<Vec<SegmentRow>, IndexError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, run_id, start_utc_ns, duration_ns, init_size_bytes, codec, state \
+             FROM segment WHERE camera = ?1 AND state IN (0, 1) \
+             AND start_utc_ns < ?3 AND start_utc_ns >= COALESCE((SELECT start_utc_ns FROM segment \
+             WHERE camera = ?1 AND start_utc_ns <= ?2 ORDER BY start_utc_ns DESC LIMIT 1), ?2) \
+             ORDER BY start_utc_ns",
+        )?;
+        let rows = st.query_map(params![camera, from_utc_ns, to_utc_ns], |r| {
+            Ok(SegmentRow {
+                id: r.get(0)?,
+                camera: camera.to_owned(),
+                run_id: r.get(1)?,
+                start_utc_ns: r.get(2)?,
+                duration_ns: r.get(3)?,
+                size_bytes: 0,
+                alloc_bytes: 0,
+                init_size_bytes: r.get(4)?,
+                fragments: Vec::new(),
+                codec: r.get(5)?,
+                path: String::new(),
+                state: SegmentState::from_i64(r.get(6)?),
+                uploaded_utc_ns: None,
+                timescale: 0,
+                decode_time: 0,
+                media_seq: 0,
+                disc_seq: 0,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Playback: whether any open or complete segment of `camera` overlaps `[from_utc_ns,
     /// to_utc_ns)`. One index lookup: the last segment that starts before `to` (segments of a
     /// camera do not overlap).

@@ -163,7 +163,7 @@ fn full(
         ));
     }
     // Inclusive end: media that starts exactly at endTime does not widen the answer.
-    let segs = cat.segments(camera, s, e)?;
+    let segs = cat.segment_times(camera, s, e)?;
     Ok(spans(&segs, s, e)
         .into_iter()
         .map(|(a, b)| TimeRange {

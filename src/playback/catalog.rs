@@ -46,7 +46,29 @@ impl Catalog {
         from: i64,
         to: i64,
     ) -> Result<Vec<SegmentRow>, IndexError> {
-        let mut v = self.ix(|ix| ix.segments_overlapping(camera, from, to))?;
+        let v = self.ix(|ix| ix.segments_overlapping(camera, from, to))?;
+        Ok(self.merge_live(camera, v, from, to))
+    }
+
+    /// Like [`Catalog::segments`] with times, runs and init identity only (no fragment lists,
+    /// no paths): what the gap rule needs, several times cheaper to read.
+    pub fn segment_times(
+        &self,
+        camera: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SegmentRow>, IndexError> {
+        let v = self.ix(|ix| ix.segment_times_overlapping(camera, from, to))?;
+        Ok(self.merge_live(camera, v, from, to))
+    }
+
+    fn merge_live(
+        &self,
+        camera: &str,
+        mut v: Vec<SegmentRow>,
+        from: i64,
+        to: i64,
+    ) -> Vec<SegmentRow> {
         for l in self.live.rows(camera) {
             let overlaps = l.start_utc_ns < to && l.end_utc_ns() > from;
             match v.iter_mut().find(|r| r.id == l.id) {
@@ -57,7 +79,7 @@ impl Catalog {
         }
         v.retain(|r| r.start_utc_ns < to && (r.end_utc_ns() > from));
         v.sort_by_key(|r| r.start_utc_ns);
-        Ok(v)
+        v
     }
 
     /// Whether `camera` has media overlapping `[from, to)` (UTC ns).
