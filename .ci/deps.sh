@@ -10,8 +10,11 @@ pkgs=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   ffmpeg sqlite3 procps time python3 python3-venv
   systemd systemd-container debootstrap e2fsprogs util-linux mount file
-  chromium nodejs npm curl
+  chromium curl
 )
+# Node.js for the browser players: Debian's nodejs and npm, unless a node with npm is already
+# installed (e.g. from NodeSource, whose nodejs conflicts with Debian's npm package).
+command -v npm >/dev/null || pkgs+=(nodejs npm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
