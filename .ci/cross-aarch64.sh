@@ -52,7 +52,7 @@ export GST_REGISTRY_FORK=no GST_REGISTRY=$PWD/target/gst-registry-arm64.bin
 qemu-aarch64-static "$bin" --version
 tmp=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$tmp"' EXIT
-printf 'device_id = "arm"\n[storage]\npath = "%s/store"\nmax_size_mib = 64\nmin_free_mib = 0\n' "$tmp" > "$tmp/ok.toml"
+printf 'device_id = "arm"\n[storage]\npath = "%s/store"\nmax_size_mib = 64\nmin_free_mib = 0\n[http]\nlisten = "127.0.0.1:0"\n' "$tmp" > "$tmp/ok.toml"
 qemu-aarch64-static "$bin" check-config --config "$tmp/ok.toml"
 printf '[storage]\npath = "/x"\nmax_size_mib = 64\nsegment_length = "PT45S"\n' > "$tmp/bad.toml"
 if qemu-aarch64-static "$bin" check-config --config "$tmp/bad.toml" 2> "$tmp/err"; then
@@ -66,7 +66,7 @@ if [ "${1:-}" = "--record" ]; then
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   target/debug/edgerec-testcam --port "$port" --width 320 --height 240 > "$tmp/cam.log" 2>&1 &
   for _ in $(seq 50); do grep -q READY "$tmp/cam.log" && break; sleep 0.1; done
-  printf '[[camera]]\nid = "arm-cam"\nurl = "rtsp://127.0.0.1:%s/stream"\n' "$port" >> "$tmp/ok.toml"
+  printf 'device_id = "arm"\n[storage]\npath = "%s/store"\nmax_size_mib = 64\nmin_free_mib = 0\n[[camera]]\nid = "arm-cam"\nurl = "rtsp://127.0.0.1:%s/stream"\n[http]\nlisten = "127.0.0.1:0"\n' "$tmp" "$port" > "$tmp/ok.toml"
   timeout -s INT 25 qemu-aarch64-static "$bin" run --config "$tmp/ok.toml" 2> "$tmp/rec.log" || true
   files=$(find "$tmp/store/media" -name '*.mp4' | wc -l)
   [ "$files" -ge 1 ] || { cat "$tmp/rec.log"; echo "aarch64 recorder wrote no segment" >&2; exit 1; }

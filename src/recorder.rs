@@ -60,6 +60,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let cam_stop = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
     let mut statuses = Vec::new();
+    let mut sups = Vec::new();
     for c in cfg.cameras.iter().filter(|c| c.enabled) {
         let sup = CameraSupervisor::new(
             c.clone(),
@@ -68,6 +69,23 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             cam_stop.clone(),
         );
         statuses.push(sup.status());
+        sups.push(sup);
+    }
+    // The HTTP server binds before any camera starts: if its port is taken, nothing has been
+    // recorded yet and the writer closes cleanly.
+    let http_stop = Arc::new(AtomicBool::new(false));
+    let http_thread = match cfg.http.listen {
+        Some(addr) => match start_http(cfg, addr, &handle, &statuses, http_stop.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                handle.send(WriterMsg::Shutdown);
+                let _ = writer_thread.join();
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    for sup in sups {
         threads.push(sup.spawn()?);
     }
     info!(
@@ -75,17 +93,6 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         media = %cfg.storage.path.join("media").display(),
         "recording"
     );
-    let http_stop = Arc::new(AtomicBool::new(false));
-    let http_thread = match cfg.http.listen {
-        Some(addr) => Some(start_http(
-            cfg,
-            addr,
-            &handle,
-            &statuses,
-            http_stop.clone(),
-        )?),
-        None => None,
-    };
     let mut sd = SystemdNotifier::new();
     sd.ready(&status_line(cfg, &statuses, handle.stats()));
     while !stop.load(Ordering::Relaxed) {
