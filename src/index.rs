@@ -173,6 +173,17 @@ pub enum IndexError {
     },
 }
 
+/// What an inserted segment row was given: its id and its sequence numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inserted {
+    /// Row id.
+    pub id: i64,
+    /// HLS media sequence number of its first fragment.
+    pub media_seq: i64,
+    /// Discontinuity sequence number.
+    pub disc_seq: i64,
+}
+
 /// The writer's connection to the index.
 pub struct Index {
     conn: Connection,
@@ -293,7 +304,8 @@ impl Index {
         })
     }
 
-    fn insert_segment_on(conn: &Connection, s: &SegmentRow) -> rusqlite::Result<i64> {
+    /// Inserts `s`; returns the new row's id and the sequence numbers it was given.
+    fn insert_segment_on(conn: &Connection, s: &SegmentRow) -> rusqlite::Result<Inserted> {
         let (media_seq, disc_seq) = Self::next_seqs(conn, &s.camera, s.run_id, s.start_utc_ns)?;
         conn.execute(
             "INSERT INTO segment (camera, run_id, start_utc_ns, duration_ns, size_bytes, alloc_bytes, \
@@ -319,7 +331,11 @@ impl Index {
                 disc_seq
             ],
         )?;
-        Ok(conn.last_insert_rowid())
+        Ok(Inserted {
+            id: conn.last_insert_rowid(),
+            media_seq,
+            disc_seq,
+        })
     }
 
     fn complete_on(conn: &Connection, s: &SegmentRow) -> rusqlite::Result<()> {
@@ -333,7 +349,7 @@ impl Index {
 
     /// Inserts a segment row (open or complete) and returns its id.
     pub fn insert_segment(&self, s: &SegmentRow) -> Result<i64, IndexError> {
-        Ok(Self::insert_segment_on(&self.conn, s)?)
+        Ok(Self::insert_segment_on(&self.conn, s)?.id)
     }
 
     /// Inserts many rows in one transaction (rebuilds, tests, benchmarks); returns their ids.
@@ -341,7 +357,7 @@ impl Index {
         let tx = self.conn.transaction()?;
         let ids = rows
             .iter()
-            .map(|r| Self::insert_segment_on(&tx, r))
+            .map(|r| Self::insert_segment_on(&tx, r).map(|i| i.id))
             .collect::<Result<Vec<_>, _>>()?;
         tx.commit()?;
         Ok(ids)
@@ -349,11 +365,12 @@ impl Index {
 
     /// In one transaction: marks `closed` complete with its final sizes and fragments, and inserts
     /// `opened` (if any) as the next open segment. This is the one transaction a segment costs.
+    /// Returns what `opened` was given on insert.
     pub fn roll(
         &mut self,
         closed: Option<&SegmentRow>,
         opened: Option<&SegmentRow>,
-    ) -> Result<Option<i64>, IndexError> {
+    ) -> Result<Option<Inserted>, IndexError> {
         let tx = self.conn.transaction()?;
         if let Some(c) = closed {
             Self::complete_on(&tx, c)?;
@@ -364,15 +381,6 @@ impl Index {
         };
         tx.commit()?;
         Ok(id)
-    }
-
-    /// The media and discontinuity sequence numbers given to segment `id` on insert.
-    pub fn seqs(&self, id: i64) -> Result<Option<(i64, i64)>, IndexError> {
-        Ok(self
-            .conn
-            .prepare_cached("SELECT media_seq, disc_seq FROM segment WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?)
     }
 
     /// Playback: the open and complete segments of `camera` that overlap `[from_utc_ns,
@@ -751,7 +759,7 @@ mod tests {
         });
         let mut next = seg("a", r, 30, "p1");
         next.state = SegmentState::Open;
-        let id = ix.roll(Some(&open), Some(&next)).unwrap().unwrap();
+        let id = ix.roll(Some(&open), Some(&next)).unwrap().unwrap().id;
         let all = ix.all_segments().unwrap();
         assert_eq!(all[0].state, SegmentState::Complete);
         assert_eq!(all[0].fragments.len(), 2);

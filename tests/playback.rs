@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::Command;
@@ -12,20 +11,9 @@ use std::time::Duration;
 
 use common::*;
 
-/// Raw HTTP/1.1 GET on the recorder: (status, lower-cased head, body bytes).
+/// HTTP GET on the recorder: (status, lower-cased head, body bytes).
 fn get(port: u16, path: &str, headers: &[&str]) -> (u16, String, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for h in headers {
-        req += &format!("{h}\r\n");
-    }
-    s.write_all(format!("{req}\r\n").as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let split = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
-    let status = head[9..12].parse().unwrap();
-    (status, head, buf[split + 4..].to_vec())
+    http_get(("127.0.0.1", port), path, headers)
 }
 
 fn get_text(port: u16, path: &str) -> String {
@@ -48,20 +36,14 @@ fn ranges(site: &Site) -> Vec<(f64, f64)> {
 /// [`ranges`], or `None` while the recorder's server is not up yet.
 fn try_ranges(site: &Site) -> Option<Vec<(f64, f64)>> {
     TcpStream::connect(("127.0.0.1", site.http_port)).ok()?;
-    let now = now_utc_ns() / 1_000_000_000;
-    let fmt = |s: i64| {
-        let out = Command::new("date")
-            .args(["-u", "-d", &format!("@{s}"), "+%Y-%m-%dT%H:%M:%SZ"])
-            .output()
-            .unwrap();
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
-    };
+    let now = now_utc_ns();
+    let fmt = edgerec::playback::time::format_full;
     let body = get_text(
         site.http_port,
         &format!(
             "/cam/content.ism/availableMedia?precision=full&startTime={}&endTime={}",
-            fmt(now - 3600),
-            fmt(now + 60)
+            fmt(now - 3600 * 1_000_000_000),
+            fmt(now + 60 * 1_000_000_000)
         ),
     );
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();

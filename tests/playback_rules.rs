@@ -3,8 +3,9 @@
 //! real server on a free loopback port. No camera is needed: the timelines are written as index
 //! rows, as the recorder would have written them.
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -417,21 +418,10 @@ fn server(tokens: Option<&str>) -> Server {
     }
 }
 
-/// A raw HTTP/1.1 GET (the path is sent as given, not normalised): (status, headers, body).
+/// HTTP GET on the test server: (status, lower-cased head, body text).
 fn get(addr: SocketAddr, path: &str, headers: &[&str]) -> (u16, String, String) {
-    let mut s = TcpStream::connect(addr).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-    for h in headers {
-        req += &format!("{h}\r\n");
-    }
-    req += "\r\n";
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head[9..12].parse().unwrap();
-    (status, head.to_owned(), body.to_owned())
+    let (st, head, body) = common::http_get(addr, path, headers);
+    (st, head, String::from_utf8_lossy(&body).into_owned())
 }
 
 fn json_error(body: &str) -> serde_json::Value {

@@ -86,9 +86,9 @@ impl Catalog {
     pub fn has_media(&self, camera: &str, from: i64, to: i64) -> Result<bool, IndexError> {
         if self
             .live
-            .rows(camera)
+            .extents(camera)
             .iter()
-            .any(|l| l.start_utc_ns < to && l.end_utc_ns() > from)
+            .any(|&(s, e)| s < to && e > from)
         {
             return Ok(true);
         }
@@ -98,16 +98,14 @@ impl Catalog {
     /// First media start and last media end of `camera` (UTC ns).
     pub fn bounds(&self, camera: &str) -> Result<Option<(i64, i64)>, IndexError> {
         let b = self.ix(|ix| ix.media_bounds(camera))?;
-        let live_end = self.live.rows(camera).iter().map(|r| r.end_utc_ns()).max();
-        Ok(match (b, live_end) {
-            (Some((s, e)), Some(l)) => Some((s, e.max(l))),
-            (Some(b), None) => Some(b),
-            (None, Some(_)) => self
-                .live
-                .rows(camera)
-                .first()
-                .map(|r| (r.start_utc_ns, live_end.unwrap_or(r.end_utc_ns()))),
-            (None, None) => None,
+        let live = self.live.extents(camera);
+        let live_b = live
+            .first()
+            .map(|f| f.0)
+            .zip(live.iter().map(|l| l.1).max());
+        Ok(match (b, live_b) {
+            (Some((s, e)), Some((ls, le))) => Some((s.min(ls), e.max(le))),
+            (b, l) => b.or(l),
         })
     }
 

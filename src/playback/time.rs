@@ -5,6 +5,8 @@
 use time::format_description::well_known::Rfc3339;
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime};
 
+use crate::store::layout::utc;
+
 /// Nanoseconds per second.
 pub const NS_PER_S: i64 = 1_000_000_000;
 
@@ -32,8 +34,7 @@ pub fn parse_datetime(s: &str) -> Result<i64, String> {
 
 /// Formats UTC ns as `YYYY-MM-DDThh:mm:ss.sssZ` (milliseconds, truncated).
 pub fn format_full(ns: i64) -> String {
-    let t = OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = utc(ns);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year(),
@@ -115,8 +116,7 @@ impl Unit {
 
     /// The unit that holds UTC ns `t`.
     pub fn of(self, t: i64) -> UnitIndex {
-        let d = OffsetDateTime::from_unix_timestamp_nanos(i128::from(t))
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let d = utc(t);
         match self {
             Unit::Year => i64::from(d.year()),
             Unit::Month => i64::from(d.year()) * 12 + i64::from(u8::from(d.month())) - 1,

@@ -86,6 +86,22 @@ impl LiveSegments {
         self.with(|m| m.get(camera).and_then(|e| e.open.clone()))
     }
 
+    /// `[start, end)` (UTC ns) of the camera's last-closed and open segments, without copying
+    /// their fragment lists.
+    pub fn extents(&self, camera: &str) -> Vec<(i64, i64)> {
+        self.with(|m| {
+            m.get(camera)
+                .map(|e| {
+                    e.last_closed
+                        .iter()
+                        .chain(e.open.iter())
+                        .map(|r| (r.start_utc_ns, r.end_utc_ns()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    }
+
     /// The camera's open and last-closed segments (0, 1 or 2 rows).
     pub fn rows(&self, camera: &str) -> Vec<SegmentRow> {
         self.with(|m| {

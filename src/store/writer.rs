@@ -25,7 +25,7 @@ use super::fsutil::{self, allocated_bytes, fsync_dir, is_enospc, round_up};
 use super::layout::{self, segment_rel_path};
 use super::live::LiveSegments;
 use super::{Store, StoreError};
-use crate::index::{FragmentEntry, SegmentRow, SegmentState};
+use crate::index::{FragmentEntry, Inserted, SegmentRow, SegmentState};
 
 /// Bytes of media that may wait in the writer's queue before fragments are dropped.
 pub const DEFAULT_QUEUE_BYTES: u64 = 16 * 1024 * 1024;
@@ -318,12 +318,12 @@ impl Writer {
     }
 
     /// Syncs and closes `o`, then commits it as complete together with `next` (if any) as the
-    /// next open row; returns the new row's id.
+    /// next open row; returns what the new row was given.
     fn close_segment(
         &mut self,
         mut o: OpenSegment,
         next: Option<&SegmentRow>,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Option<Inserted>, StoreError> {
         if !o.synced {
             o.file.sync_data().map_err(super::io_at(&o.abs))?;
         }
@@ -334,12 +334,12 @@ impl Writer {
         o.row.alloc_bytes =
             allocated_bytes(&meta).max(round_up(meta.len(), self.block_size)) as i64;
         o.row.state = SegmentState::Complete;
-        let id = self.store.index().roll(Some(&o.row), next)?;
+        let inserted = self.store.index().roll(Some(&o.row), next)?;
         self.complete_alloc += o.row.alloc_bytes as u64;
         self.stats.segments_closed.fetch_add(1, Ordering::Relaxed);
         debug!(camera = %o.row.camera, path = %o.row.path, bytes = o.row.size_bytes,
                duration_ms = o.row.duration_ns / 1_000_000, "segment closed");
-        Ok(id)
+        Ok(inserted)
     }
 
     fn open_alloc(&self) -> u64 {
@@ -627,14 +627,13 @@ impl Writer {
             disc_seq: 0,
         };
         let prev = self.cams.get_mut(camera).and_then(|c| c.open.take());
-        let id = match prev {
+        let inserted = match prev {
             Some(p) => self.close_segment(p, Some(&row))?,
             None => self.store.index().roll(None, Some(&row))?,
         };
         let mut row = row;
-        row.id = id.unwrap_or(0);
-        if let Ok(Some((m, d))) = self.store.index().seqs(row.id) {
-            (row.media_seq, row.disc_seq) = (m, d);
+        if let Some(i) = inserted {
+            (row.id, row.media_seq, row.disc_seq) = (i.id, i.media_seq, i.disc_seq);
         }
         self.live.opened(&row);
         self.cams.get_mut(camera).expect("camera state").open = Some(OpenSegment {

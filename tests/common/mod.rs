@@ -323,3 +323,29 @@ pub fn assert_all_decode(site: &Site) {
         assert!(e.is_empty(), "{} does not decode cleanly: {e}", f.display());
     }
 }
+
+/// A raw HTTP/1.1 GET (the path is sent as given, not normalised): (status, head lower-cased,
+/// body bytes).
+pub fn http_get(
+    addr: impl std::net::ToSocketAddrs,
+    path: &str,
+    headers: &[&str],
+) -> (u16, String, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for h in headers {
+        req += &format!("{h}\r\n");
+    }
+    s.write_all(format!("{req}\r\n").as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(buf.len());
+    let head = String::from_utf8_lossy(&buf[..split]).to_ascii_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let body = buf.get(split + 4..).unwrap_or_default().to_vec();
+    (status, head, body)
+}
