@@ -20,6 +20,7 @@ use gstreamer as gst;
 use gstreamer_app as gst_app;
 use tracing::{debug, info, warn};
 
+use crate::backoff::Backoff;
 use crate::config::{CameraConfig, PipelineElements, TimeSource, Transport};
 use crate::store::writer::{now_utc_ns, Fragment, Payload, WriterHandle, WriterMsg};
 
@@ -65,11 +66,14 @@ impl Payload for BufferListPayload {
 /// Growth of the reconnect delay per failed attempt.
 pub const BACKOFF_FACTOR: f64 = 1.2;
 
-/// The next reconnect delay: ×[`BACKOFF_FACTOR`] with ±10 % jitter, between 1 s and 30 s.
-pub fn next_backoff(d: Duration) -> Duration {
-    let jitter = 0.9 + 0.2 * (mono_ns().rem_euclid(1000) as f64 / 1000.0);
-    d.mul_f64(BACKOFF_FACTOR * jitter)
-        .clamp(Duration::from_secs(1), Duration::from_secs(30))
+/// The camera reconnect backoff: 1 s growing ×[`BACKOFF_FACTOR`] per failure to 30 s, ±10 % jitter.
+pub fn camera_backoff() -> Backoff {
+    Backoff::new(
+        Duration::from_secs(1),
+        Duration::from_secs(30),
+        BACKOFF_FACTOR,
+        0.1,
+    )
 }
 
 /// Live status of one camera, shared with status reporting.
@@ -91,31 +95,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_from_1_to_30_s_and_stays_short_early_in_an_outage() {
-        let (mut d, mut t, mut attempts) = (Duration::from_secs(1), Duration::ZERO, Vec::new());
-        while t < Duration::from_secs(600) {
-            t += d;
-            attempts.push((t, d));
-            d = next_backoff(d);
+    fn a_camera_back_from_a_reboot_is_tried_again_within_4_5_s_whatever_the_jitter() {
+        for u in [0.0, 0.25, 0.5, 0.75, 1.0] {
+            let mut b = camera_backoff();
+            let (mut t, mut attempts) = (Duration::ZERO, Vec::new());
+            while t < Duration::from_secs(60) {
+                t += b.next_delay_with(u);
+                attempts.push(t);
+            }
+            // A camera that returns 5 to 16 s into an outage (a reboot) is tried again within 4.5 s.
+            for tenth in 50..=160 {
+                let back = Duration::from_millis(tenth * 100);
+                let next = *attempts.iter().find(|at| **at >= back).unwrap();
+                assert!(
+                    next - back <= Duration::from_millis(4500),
+                    "jitter {u}: back at {back:?}, next attempt at {next:?}"
+                );
+            }
         }
-        assert!(attempts
-            .iter()
-            .all(|(_, d)| *d >= Duration::from_secs(1) && *d <= Duration::from_secs(30)));
-        // A camera that returns 5 to 16 s into an outage (a reboot) is tried again within 4.5 s.
-        for tenth in 50..=160 {
-            let back = Duration::from_millis(tenth * 100);
-            let next = attempts
-                .iter()
-                .map(|(at, _)| *at)
-                .find(|at| *at >= back)
-                .unwrap();
-            assert!(
-                next - back <= Duration::from_millis(4500),
-                "back at {back:?}, next attempt at {next:?}"
-            );
-        }
-        // A camera that stays away is asked every 30 s.
-        assert_eq!(attempts.last().unwrap().1, Duration::from_secs(30));
     }
 }
 
@@ -398,7 +395,7 @@ impl CameraSupervisor {
 
     fn run(self) {
         let camera: Arc<str> = Arc::from(self.cfg.id.as_str());
-        let mut backoff = Duration::from_secs(1);
+        let mut backoff = camera_backoff();
         let mut attempt = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
             let reason = if attempt == 0 { "connect" } else { "reconnect" };
@@ -419,16 +416,16 @@ impl CameraSupervisor {
                     if got_media.load(Ordering::Relaxed)
                         && started.elapsed() > Duration::from_secs(5)
                     {
-                        backoff = Duration::from_secs(1);
+                        backoff.reset();
                     }
-                    warn!(camera = %camera, url = %self.cfg.redacted_url(), retry_in_s = backoff.as_secs(),
+                    let delay = backoff.next_delay();
+                    warn!(camera = %camera, url = %self.cfg.redacted_url(), retry_in_s = delay.as_secs_f32(),
                           "camera lost: {why}");
                     self.status.reconnects.fetch_add(1, Ordering::Relaxed);
-                    let until = Instant::now() + backoff;
+                    let until = Instant::now() + delay;
                     while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
                         std::thread::sleep(Duration::from_millis(50));
                     }
-                    backoff = next_backoff(backoff);
                 }
             }
         }
