@@ -50,10 +50,11 @@ fn stats(name: &str, mut v: Vec<f64>, target_ms: Option<f64>) {
         )
     });
     println!(
-        "{name:<34} n={:<4} p50 {:>8.3} ms  p99 {:>8.3} ms{t}",
+        "{name:<34} n={:<4} p50 {:>8.3} ms  p99 {:>8.3} ms  max {:>8.3} ms{t}",
         v.len(),
         p(0.5),
-        p(0.99)
+        p(0.99),
+        v[v.len() - 1]
     );
 }
 
@@ -103,6 +104,7 @@ fn main() {
                 decode_time: (i * 30 * 90_000) as u64,
                 media_seq: 0,
                 disc_seq: 0,
+                disc_start: false,
             })
             .collect();
         rows += batch.len();

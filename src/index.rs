@@ -54,12 +54,39 @@ ALTER TABLE segment ADD COLUMN media_seq INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE segment ADD COLUMN disc_seq INTEGER NOT NULL DEFAULT 0;
 "#;
 
+/// Third schema step: discontinuities are stored, so a timeline question reads only the gap
+/// boundaries instead of every segment in its range (availableMedia at full precision).
+pub const SCHEMA_V3: &str = r#"
+-- 1 when the segment starts a discontinuity (seed 004: "every discontinuity is a gap"): it has no
+-- earlier segment of its camera, or it does not continue the one before it (another run, codec or
+-- init segment, or a hole over 50 ms). Kept on insert, on rewrite and when a neighbour is deleted.
+ALTER TABLE segment ADD COLUMN disc_start INTEGER NOT NULL DEFAULT 0;
+UPDATE segment SET disc_start = NOT EXISTS (
+    SELECT 1 FROM segment p WHERE p.id = (
+        SELECT q.id FROM segment q WHERE q.camera = segment.camera
+        AND q.start_utc_ns < segment.start_utc_ns ORDER BY q.start_utc_ns DESC LIMIT 1)
+    AND p.run_id = segment.run_id AND p.codec = segment.codec
+    AND p.init_size_bytes = segment.init_size_bytes
+    AND segment.start_utc_ns - (p.start_utc_ns + p.duration_ns) <= 50000000);
+CREATE INDEX segment_disc ON segment (camera, start_utc_ns) WHERE disc_start = 1;
+"#;
+
 /// Migrations: entry `i` takes the schema from `user_version` i to i + 1.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
 
 /// A hole between two segments longer than this is a discontinuity (a gap), ns. Seed 004:
 /// "every discontinuity in the timeline is a gap".
 pub const GAP_TOLERANCE_NS: i64 = 50_000_000;
+
+/// Whether `b` continues `a` on one media timeline: same run, same codec and init segment, and
+/// `b` starts at most [`GAP_TOLERANCE_NS`] after `a` ends. Anything else is a discontinuity, which
+/// availableMedia reports as a gap and manifests mark (seed `004_*`; RFC 8216 section 4.3.2.3).
+pub fn continuous(a: &SegmentRow, b: &SegmentRow) -> bool {
+    a.run_id == b.run_id
+        && a.codec == b.codec
+        && a.init_size_bytes == b.init_size_bytes
+        && b.start_utc_ns - a.end_utc_ns() <= GAP_TOLERANCE_NS
+}
 
 /// State of a segment row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +175,9 @@ pub struct SegmentRow {
     pub media_seq: i64,
     /// Discontinuity sequence number; assigned on insert (input ignored).
     pub disc_seq: i64,
+    /// Starts a discontinuity: no earlier segment of its camera, or not [`continuous`] with the
+    /// one before. Kept by the index (input ignored).
+    pub disc_start: bool,
 }
 
 impl SegmentRow {
@@ -182,6 +212,8 @@ pub struct Inserted {
     pub media_seq: i64,
     /// Discontinuity sequence number.
     pub disc_seq: i64,
+    /// Whether it starts a discontinuity.
+    pub disc_start: bool,
 }
 
 /// The writer's connection to the index.
@@ -192,7 +224,7 @@ pub struct Index {
 const SEGMENT_COLS: &str =
     "id, camera, run_id, start_utc_ns, duration_ns, size_bytes, alloc_bytes, \
      init_size_bytes, fragments, codec, path, state, uploaded_utc_ns, timescale, decode_time, \
-     media_seq, disc_seq";
+     media_seq, disc_seq, disc_start";
 
 fn row_to_segment(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
     Ok(SegmentRow {
@@ -213,6 +245,7 @@ fn row_to_segment(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
         decode_time: r.get::<_, i64>(14)? as u64,
         media_seq: r.get(15)?,
         disc_seq: r.get(16)?,
+        disc_start: r.get(17)?,
     })
 }
 
@@ -271,47 +304,73 @@ impl Index {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// The sequence numbers a new segment of `camera` starting at `start_utc_ns` in `run_id`
-    /// gets: the previous segment's media sequence plus its fragment count, and its discontinuity
-    /// sequence plus one if the new segment starts a run or follows a gap.
-    fn next_seqs(
+    /// The segment of `camera` that starts last before `start_utc_ns`, in any state.
+    fn predecessor(
         conn: &Connection,
         camera: &str,
-        run_id: i64,
         start_utc_ns: i64,
-    ) -> rusqlite::Result<(i64, i64)> {
-        let prev = conn
-            .prepare_cached(
-                "SELECT media_seq + length(fragments) / 8, disc_seq, run_id, \
-                 start_utc_ns + duration_ns FROM segment \
-                 WHERE camera = ?1 AND start_utc_ns < ?2 ORDER BY start_utc_ns DESC LIMIT 1",
-            )?
-            .query_row(params![camera, start_utc_ns], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .optional()?;
-        Ok(match prev {
-            None => (0, 0),
-            Some((seq, disc, run, end)) => {
-                let continuous = run == run_id && start_utc_ns - end <= GAP_TOLERANCE_NS;
-                (seq, disc + i64::from(!continuous))
+    ) -> rusqlite::Result<Option<SegmentRow>> {
+        conn.prepare_cached(&format!(
+            "SELECT {SEGMENT_COLS} FROM segment WHERE camera = ?1 AND start_utc_ns < ?2 \
+             ORDER BY start_utc_ns DESC LIMIT 1"
+        ))?
+        .query_row(params![camera, start_utc_ns], row_to_segment)
+        .optional()
+    }
+
+    /// What a new segment `s` gets from the one before it: the media sequence number (the
+    /// previous one's plus its fragment count), the discontinuity sequence number (plus one if
+    /// `s` starts a discontinuity) and whether it starts one.
+    fn next_seqs(conn: &Connection, s: &SegmentRow) -> rusqlite::Result<(i64, i64, bool)> {
+        Ok(match Self::predecessor(conn, &s.camera, s.start_utc_ns)? {
+            None => (0, 0, true),
+            Some(p) => {
+                let disc = !continuous(&p, s);
+                (
+                    p.media_seq + p.fragments.len() as i64,
+                    p.disc_seq + i64::from(disc),
+                    disc,
+                )
             }
         })
     }
 
+    /// Recomputes `disc_start` of the first segment of `camera` that starts at or after
+    /// `from_utc_ns` (`inclusive`) or strictly after it, against its current predecessor: after
+    /// a delete, a rewrite or an insert before it.
+    fn refresh_disc_start(
+        conn: &Connection,
+        camera: &str,
+        from_utc_ns: i64,
+        inclusive: bool,
+    ) -> rusqlite::Result<()> {
+        let next = conn
+            .prepare_cached(&format!(
+                "SELECT {SEGMENT_COLS} FROM segment WHERE camera = ?1 \
+                 AND (start_utc_ns > ?2 OR (?3 AND start_utc_ns = ?2)) \
+                 ORDER BY start_utc_ns LIMIT 1"
+            ))?
+            .query_row(params![camera, from_utc_ns, inclusive], row_to_segment)
+            .optional()?;
+        if let Some(n) = next {
+            let disc = Self::predecessor(conn, camera, n.start_utc_ns)?
+                .is_none_or(|p| !continuous(&p, &n));
+            if disc != n.disc_start {
+                conn.prepare_cached("UPDATE segment SET disc_start = ?2 WHERE id = ?1")?
+                    .execute(params![n.id, disc])?;
+            }
+        }
+        Ok(())
+    }
+
     /// Inserts `s`; returns the new row's id and the sequence numbers it was given.
     fn insert_segment_on(conn: &Connection, s: &SegmentRow) -> rusqlite::Result<Inserted> {
-        let (media_seq, disc_seq) = Self::next_seqs(conn, &s.camera, s.run_id, s.start_utc_ns)?;
+        let (media_seq, disc_seq, disc_start) = Self::next_seqs(conn, s)?;
         conn.execute(
             "INSERT INTO segment (camera, run_id, start_utc_ns, duration_ns, size_bytes, alloc_bytes, \
              init_size_bytes, fragments, codec, path, state, uploaded_utc_ns, timescale, \
-             decode_time, media_seq, disc_seq) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             decode_time, media_seq, disc_seq, disc_start) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             params![
                 s.camera,
                 s.run_id,
@@ -328,13 +387,18 @@ impl Index {
                 s.timescale,
                 s.decode_time as i64,
                 media_seq,
-                disc_seq
+                disc_seq,
+                disc_start
             ],
         )?;
+        let id = conn.last_insert_rowid();
+        // Usually there is no later segment; rebuilds and recovery may insert before one.
+        Self::refresh_disc_start(conn, &s.camera, s.start_utc_ns, false)?;
         Ok(Inserted {
-            id: conn.last_insert_rowid(),
+            id,
             media_seq,
             disc_seq,
+            disc_start,
         })
     }
 
@@ -404,22 +468,21 @@ impl Index {
         Ok(v)
     }
 
-    /// Playback: like [`Index::segments_overlapping`] but without the fragment lists (left
-    /// empty) and paths, for timeline questions (availableMedia) that only need times and runs.
-    pub fn segment_times_overlapping(
+    /// Playback: the segments that bound the continuous spans of `camera` within `[from_utc_ns,
+    /// to_utc_ns)`, by start, without fragment lists or paths: the last one that starts at or
+    /// before `from`, the first one after it, every one that starts a discontinuity in the range
+    /// together with the one before it, and the last one that starts before `to`. Consecutive
+    /// rows of the answer belong to one span unless the later has `disc_start`, so availableMedia
+    /// reads about two rows per gap instead of every segment (the `segment_disc` partial index).
+    pub fn span_bounds(
         &self,
         camera: &str,
         from_utc_ns: i64,
         to_utc_ns: i64,
     ) -> Result<Vec<SegmentRow>, IndexError> {
-        let mut st = self.conn.prepare_cached(
-            "SELECT id, run_id, start_utc_ns, duration_ns, init_size_bytes, codec, state \
-             FROM segment WHERE camera = ?1 AND state IN (0, 1) \
-             AND start_utc_ns < ?3 AND start_utc_ns >= COALESCE((SELECT start_utc_ns FROM segment \
-             WHERE camera = ?1 AND start_utc_ns <= ?2 ORDER BY start_utc_ns DESC LIMIT 1), ?2) \
-             ORDER BY start_utc_ns",
-        )?;
-        let rows = st.query_map(params![camera, from_utc_ns, to_utc_ns], |r| {
+        const COLS: &str =
+            "id, run_id, start_utc_ns, duration_ns, init_size_bytes, codec, state, disc_start";
+        let slim = |r: &rusqlite::Row<'_>| -> rusqlite::Result<SegmentRow> {
             Ok(SegmentRow {
                 id: r.get(0)?,
                 camera: camera.to_owned(),
@@ -438,9 +501,81 @@ impl Index {
                 decode_time: 0,
                 media_seq: 0,
                 disc_seq: 0,
+                disc_start: r.get(7)?,
             })
-        })?;
+        };
+        let mut out: Vec<SegmentRow> = Vec::new();
+        let mut last_before = self.conn.prepare_cached(&format!(
+            "SELECT {COLS} FROM segment WHERE camera = ?1 AND state IN (0, 1) \
+             AND start_utc_ns <= ?2 ORDER BY start_utc_ns DESC LIMIT 1"
+        ))?;
+        let mut push = |v: Option<SegmentRow>| out.extend(v);
+        push(
+            last_before
+                .query_row(params![camera, from_utc_ns], slim)
+                .optional()?,
+        );
+        push(
+            last_before
+                .query_row(params![camera, to_utc_ns - 1], slim)
+                .optional()?,
+        );
+        push(
+            self.conn
+                .prepare_cached(&format!(
+                    "SELECT {COLS} FROM segment WHERE camera = ?1 AND state IN (0, 1) \
+                     AND start_utc_ns > ?2 AND start_utc_ns < ?3 ORDER BY start_utc_ns LIMIT 1"
+                ))?
+                .query_row(params![camera, from_utc_ns, to_utc_ns], slim)
+                .optional()?,
+        );
+        let discs: Vec<SegmentRow> = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {COLS} FROM segment WHERE camera = ?1 AND disc_start = 1 \
+                 AND start_utc_ns > ?2 AND start_utc_ns < ?3 AND state IN (0, 1) \
+                 ORDER BY start_utc_ns"
+            ))?
+            .query_map(params![camera, from_utc_ns, to_utc_ns], slim)?
+            .collect::<Result<_, _>>()?;
+        for d in discs {
+            let before = last_before.query_row(params![camera, d.start_utc_ns - 1], slim);
+            out.extend(before.optional()?);
+            out.push(d);
+        }
+        out.sort_by_key(|r| r.start_utc_ns);
+        out.dedup_by_key(|r| r.id);
+        Ok(out)
+    }
+
+    /// Playback: start times (UTC ns) of the first `limit` open or complete segments of `camera`
+    /// that start a discontinuity after `after_utc_ns`, in order (the `segment_disc` partial
+    /// index).
+    pub fn disc_starts_after(
+        &self,
+        camera: &str,
+        after_utc_ns: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>, IndexError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT start_utc_ns FROM segment WHERE camera = ?1 AND disc_start = 1 \
+             AND start_utc_ns > ?2 AND state IN (0, 1) ORDER BY start_utc_ns LIMIT ?3",
+        )?;
+        let rows = st.query_map(params![camera, after_utc_ns, limit as i64], |r| r.get(0))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Playback: the end (UTC ns) of the open or complete segment of `camera` that starts last
+    /// before `utc_ns`, if any: where the media before a discontinuity stops.
+    pub fn media_end_before(&self, camera: &str, utc_ns: i64) -> Result<Option<i64>, IndexError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT start_utc_ns + duration_ns FROM segment WHERE camera = ?1 \
+                 AND start_utc_ns < ?2 AND state IN (0, 1) ORDER BY start_utc_ns DESC LIMIT 1",
+            )?
+            .query_row(params![camera, utc_ns], |r| r.get(0))
+            .optional()?)
     }
 
     /// Playback: whether any open or complete segment of `camera` overlaps `[from_utc_ns,
@@ -565,9 +700,22 @@ impl Index {
     pub fn delete_rows(&mut self, ids: &[i64]) -> Result<(), IndexError> {
         let tx = self.conn.transaction()?;
         {
+            let mut find =
+                tx.prepare_cached("SELECT camera, start_utc_ns FROM segment WHERE id = ?1")?;
             let mut st = tx.prepare_cached("DELETE FROM segment WHERE id = ?1")?;
+            let mut gone = Vec::with_capacity(ids.len());
             for id in ids {
+                if let Some(at) = find
+                    .query_row([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+                    .optional()?
+                {
+                    gone.push(at);
+                }
                 st.execute([id])?;
+            }
+            // The segment after a deleted one now follows a hole (or nothing).
+            for (camera, start) in &gone {
+                Self::refresh_disc_start(&tx, camera, *start, false)?;
             }
             tx.execute(
                 "DELETE FROM run WHERE NOT EXISTS (SELECT 1 FROM segment WHERE run_id = run.id) \
@@ -598,6 +746,9 @@ impl Index {
                 s.decode_time as i64
             ],
         )?;
+        // Its codec, init size or end may have changed: its own flag and its successor's.
+        Self::refresh_disc_start(&self.conn, &s.camera, s.start_utc_ns, true)?;
+        Self::refresh_disc_start(&self.conn, &s.camera, s.start_utc_ns, false)?;
         Ok(())
     }
 
@@ -712,6 +863,7 @@ mod tests {
             decode_time: 0,
             media_seq: 0,
             disc_seq: 0,
+            disc_start: false,
         }
     }
 
@@ -765,5 +917,126 @@ mod tests {
         assert_eq!(all[0].fragments.len(), 2);
         assert_eq!(all[1].id, id);
         assert_eq!(all[1].state, SegmentState::Open);
+    }
+
+    fn flags(ix: &Index) -> Vec<(i64, bool)> {
+        ix.all_segments()
+            .unwrap()
+            .iter()
+            .map(|s| (s.start_utc_ns / 1_000_000_000, s.disc_start))
+            .collect()
+    }
+
+    #[test]
+    fn discontinuities_are_kept_on_insert_delete_and_rewrite() {
+        const S: i64 = 1_000_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut ix = Index::open(&dir.path().join("i.sqlite3")).unwrap();
+        let r1 = ix.insert_run("a", 0, "connect").unwrap();
+        let r2 = ix.insert_run("a", 130 * S, "reconnect").unwrap();
+        let mut ids = Vec::new();
+        for (run, start) in [(r1, 0), (r1, 30), (r1, 60), (r1, 100), (r2, 130), (r2, 160)] {
+            let mut row = seg("a", run, start * S, &format!("p{start}"));
+            if start == 30 {
+                row.start_utc_ns += GAP_TOLERANCE_NS; // a 50 ms hole is no gap
+            }
+            ids.push(ix.insert_segment(&row).unwrap());
+        }
+        ix.insert_segment(&seg("b", r1, 30 * S, "b30")).unwrap(); // other cameras do not count
+        let want = [
+            (0, true),
+            (30, false),
+            (60, false),
+            (100, true),
+            (130, true),
+            (160, false),
+            (30, true), // camera b
+        ];
+        assert_eq!(flags(&ix), want);
+        // Deleting a segment makes the next one follow a hole.
+        ix.delete_rows(&[ids[1]]).unwrap();
+        assert!(flags(&ix).contains(&(60, true)));
+        // Filling it again (a rebuild inserting out of order) joins them again.
+        ix.insert_segment(&seg("a", r1, 30 * S, "p30b")).unwrap();
+        assert!(flags(&ix).contains(&(60, false)) && flags(&ix).contains(&(30, false)));
+        // A rewrite that changes the init segment separates it from its successor.
+        let mut s130 = ix.segment(ids[4]).unwrap().unwrap();
+        s130.init_size_bytes = 200;
+        ix.rewrite_segment(&s130).unwrap();
+        assert!(flags(&ix).contains(&(160, true)));
+        // Deleting the first segment leaves the next one first: a discontinuity by definition.
+        ix.delete_rows(&[ids[0]]).unwrap();
+        assert!(flags(&ix).contains(&(30, true)));
+    }
+
+    #[test]
+    fn span_bounds_reads_only_gap_boundaries_and_gives_the_same_spans() {
+        use crate::playback::timeline::spans;
+        const S: i64 = 1_000_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut ix = Index::open(&dir.path().join("i.sqlite3")).unwrap();
+        let r = ix.insert_run("a", 0, "connect").unwrap();
+        let rows: Vec<SegmentRow> = (0..100)
+            .map(|i| {
+                // Holes of 2 s before segments 40 and 70.
+                let start = i * 30 * S
+                    + if i >= 70 {
+                        4 * S
+                    } else if i >= 40 {
+                        2 * S
+                    } else {
+                        0
+                    };
+                seg("a", r, start, &format!("p{i}"))
+            })
+            .collect();
+        ix.insert_segments(&rows).unwrap();
+        for (from, to) in [
+            (0, 4000 * S),
+            (45 * S, 2500 * S),
+            (1200 * S, 1201 * S),
+            (1201 * S, 2101 * S),
+        ] {
+            let all = ix.segments_overlapping("a", from, to).unwrap();
+            let bounds = ix.span_bounds("a", from, to).unwrap();
+            assert!(bounds.len() <= 7, "{} rows", bounds.len());
+            assert_eq!(
+                spans(&bounds, from, to),
+                spans(&all, from, to),
+                "{from}..{to}"
+            );
+        }
+        assert_eq!(
+            spans(&ix.span_bounds("a", 0, 4000 * S).unwrap(), 0, 4000 * S).len(),
+            3
+        );
+    }
+
+    #[test]
+    fn migration_to_v3_finds_existing_discontinuities() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("i.sqlite3");
+        {
+            let c = Connection::open(&p).unwrap();
+            c.execute_batch(SCHEMA_V1).unwrap();
+            c.execute_batch(SCHEMA_V2).unwrap();
+            c.execute_batch(
+                "INSERT INTO run VALUES (1, 'a', 0, 'connect'), (2, 'a', 0, 'reconnect'); \
+                 INSERT INTO segment (camera, run_id, start_utc_ns, duration_ns, size_bytes, \
+                 alloc_bytes, init_size_bytes, fragments, codec, path, state) VALUES \
+                 ('a', 1, 0, 30000000000, 1, 1, 1, x'', 'avc1', 'p0', 1), \
+                 ('a', 1, 30000000000, 30000000000, 1, 1, 1, x'', 'avc1', 'p1', 1), \
+                 ('a', 1, 61000000000, 30000000000, 1, 1, 1, x'', 'avc1', 'p2', 1), \
+                 ('a', 2, 91000000000, 30000000000, 1, 1, 1, x'', 'avc1', 'p3', 1), \
+                 ('a', 2, 121000000000, 30000000000, 1, 1, 2, x'', 'avc1', 'p4', 1); \
+                 PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        }
+        let ix = Index::open(&p).unwrap();
+        assert_eq!(
+            flags(&ix),
+            [(0, true), (30, false), (61, true), (91, true), (121, true)]
+        );
     }
 }

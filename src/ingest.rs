@@ -571,6 +571,13 @@ impl CameraSupervisor {
                     if mux.has_property("send-force-keyunit") {
                         mux.set_property("send-force-keyunit", false);
                     }
+                    // Media time continues across runs: tfdt counts from 1970 (UTC at the
+                    // pipeline's start plus its running time), so a reconnect never sends a
+                    // player's decode time backwards (ffmpeg's HLS demuxer keeps one MP4 demuxer
+                    // across EXT-X-DISCONTINUITY and drops frames whose DTS goes back).
+                    if mux.has_property("decode-time-offset") {
+                        mux.set_property("decode-time-offset", now_utc_ns());
+                    }
                     let sink = gst_app::AppSink::builder()
                         .sync(false)
                         .buffer_list(true)

@@ -76,6 +76,7 @@ impl Timeline {
                 decode_time: ((at - from) / 1000 * 90 / 1000) as u64,
                 media_seq: 0,
                 disc_seq: 0,
+                disc_start: false,
             });
             at = end;
         }

@@ -203,12 +203,17 @@ fn eviction_keeps_usage_under_the_limit() {
     let start = Instant::now();
     let mut seen: Vec<String> = Vec::new();
     let mut evicted: Vec<String> = Vec::new();
+    let mut durations: std::collections::HashMap<String, i64> = Default::default();
     let mut max_used = 0;
     while start.elapsed() < Duration::from_secs(130) {
         let used = site.used_bytes();
         max_used = max_used.max(used);
         assert!(used <= limit, "usage {used} passed the limit {limit}");
-        let now: Vec<String> = site.segments().into_iter().map(|s| s.path).collect();
+        let rows = site.segments();
+        for r in &rows {
+            durations.insert(r.path.clone(), r.duration_ns);
+        }
+        let now: Vec<String> = rows.into_iter().map(|s| s.path).collect();
         for p in &seen {
             if !now.contains(p) && !evicted.contains(p) {
                 evicted.push(p.clone());
@@ -222,6 +227,38 @@ fn eviction_keeps_usage_under_the_limit() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let segs_before_stop = site.segments();
+    // /metrics counts them per camera: at least what the polling saw go, at most that plus the
+    // segments rolled since; none had been uploaded (there is no uploader here).
+    let evicted_seen = evicted.len() as f64;
+    let (code, _, body) = common::http_get(("127.0.0.1", site.http_port), "/metrics", &[]);
+    let text = String::from_utf8_lossy(&body);
+    assert_eq!(code, 200);
+    let metric = |name: &str| -> f64 {
+        let key = format!("{name}{{camera=\"lot\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .unwrap_or_else(|| panic!("{key} missing: {text}"))
+            .parse()
+            .unwrap()
+    };
+    let n = metric("edgerec_camera_evicted_segments_total");
+    assert!(
+        n >= evicted_seen && n <= evicted_seen + 3.0,
+        "metrics say {n} evicted, the test saw {evicted_seen}"
+    );
+    let bytes = metric("edgerec_camera_evicted_bytes_total");
+    assert!(bytes > 0.0);
+    assert_eq!(
+        metric("edgerec_camera_evicted_unuploaded_bytes_total"),
+        bytes
+    );
+    let secs = metric("edgerec_camera_evicted_unuploaded_seconds_total");
+    let seen_secs: f64 = evicted.iter().map(|p| durations[p] as f64 / 1e9).sum();
+    let longest = durations.values().max().copied().unwrap_or(0) as f64 / 1e9;
+    assert!(
+        secs >= seen_secs - 0.01 && secs <= seen_secs + 3.0 * longest,
+        "metrics say {secs} s evicted, the test saw {seen_secs} s go"
+    );
     let (ok, _) = rec.terminate();
     assert!(ok);
     assert!(

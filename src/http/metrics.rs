@@ -132,6 +132,37 @@ pub fn render(st: &AppState, held: &[(String, i64, i64)]) -> String {
             })
         }),
     );
+    let ev = |f: fn(&crate::store::writer::EvictionTotals) -> u64| {
+        per(&|c| f(&w.evictions_of(&c.id)) as f64)
+    };
+    metric(
+        &mut out,
+        "edgerec_camera_evicted_segments_total",
+        "counter",
+        "The camera's segments deleted to stay under the size limit or the free-space floor.",
+        &ev(|t| t.segments),
+    );
+    metric(
+        &mut out,
+        "edgerec_camera_evicted_bytes_total",
+        "counter",
+        "Allocated bytes of the camera's segments freed by eviction.",
+        &ev(|t| t.bytes),
+    );
+    metric(
+        &mut out,
+        "edgerec_camera_evicted_unuploaded_bytes_total",
+        "counter",
+        "Bytes of the camera's segments evicted before they were uploaded.",
+        &ev(|t| t.unuploaded_bytes),
+    );
+    metric(
+        &mut out,
+        "edgerec_camera_evicted_unuploaded_seconds_total",
+        "counter",
+        "Media seconds of the camera evicted before upload: what the cloud copy lacks.",
+        &per(&|c| w.evictions_of(&c.id).unuploaded_ns as f64 / 1e9),
+    );
     let held_of = |id: &str| {
         held.iter()
             .find(|h| h.0 == id)

@@ -117,15 +117,19 @@ fn units(
     let lo = s.unwrap_or(i64::MIN).max(unit.of(first));
     let hi = e.unwrap_or(i64::MAX).min(unit.of(last.max(first + 1) - 1));
     let mut out: Vec<(i64, i64)> = Vec::new();
-    let mut i = lo;
-    while i <= hi {
-        if cat.has_media(camera, unit.start_ns(i), unit.start_ns(i + 1))? {
+    if lo <= hi {
+        let avail = match units_from_gaps(cat, camera, unit, lo, hi)? {
+            Some(a) => a,
+            None => (lo..=hi)
+                .map(|i| cat.has_media(camera, unit.start_ns(i), unit.start_ns(i + 1)))
+                .collect::<Result<Vec<bool>, _>>()?,
+        };
+        for (i, _) in (lo..=hi).zip(avail).filter(|(_, a)| *a) {
             match out.last_mut() {
                 Some(r) if r.1 + 1 == i => r.1 = i,
                 _ => out.push((i, i)),
             }
         }
-        i += 1;
     }
     Ok(out
         .into_iter()
@@ -134,6 +138,54 @@ fn units(
             end: unit.format(b),
         })
         .collect())
+}
+
+/// Which units `lo..=hi` hold media, from the camera's discontinuities rather than one lookup
+/// per unit; `lo` and `hi` must lie within the camera's media bounds. Between two consecutive
+/// discontinuities media is continuous (holes of at most 50 ms), so a unit can only be empty if
+/// it lies wholly inside the gap before a discontinuity; that gap's start (the end of the media
+/// before it) is looked up only when at least one whole unit fits between the discontinuity and
+/// the previous one. Returns `None` when the range holds more discontinuities than twice its
+/// units (a flapping camera): the caller then asks unit by unit, which is bounded.
+fn units_from_gaps(
+    cat: &Catalog,
+    camera: &str,
+    unit: Unit,
+    lo: i64,
+    hi: i64,
+) -> Result<Option<Vec<bool>>, ApiError> {
+    let n = (hi - lo + 1) as usize;
+    let limit = 2 * n + 2;
+    let (range_start, range_end) = (unit.start_ns(lo), unit.start_ns(hi + 1));
+    let discs = cat.disc_starts_after(camera, range_start, limit)?;
+    let inside = discs.iter().take_while(|&&d| d < range_end).count();
+    if inside == limit {
+        return Ok(None);
+    }
+    let mut avail = vec![true; n];
+    // The unit of the previous discontinuity, known to hold media (none yet: `lo` is unknown).
+    let mut prev: Option<i64> = None;
+    // The discontinuities in range and the first one after it (its gap may reach into range).
+    for &d in discs.iter().take(inside + 1) {
+        let ud = unit.of(d);
+        // Units that might lie wholly inside the gap before `d`.
+        let first_candidate = prev.map_or(lo, |p| p + 1);
+        // Unit `ud` holds `d` itself; every earlier unit ends at or before `d`.
+        let last_candidate = (ud - 1).min(hi);
+        if first_candidate <= last_candidate {
+            let gap_start = cat.media_end_before(camera, d)?.unwrap_or(i64::MIN);
+            for u in first_candidate..=last_candidate {
+                if unit.start_ns(u) >= gap_start {
+                    avail[(u - lo) as usize] = false;
+                }
+            }
+        }
+        prev = Some(ud);
+        if d >= range_end {
+            break;
+        }
+    }
+    Ok(Some(avail))
 }
 
 fn full(
@@ -163,7 +215,7 @@ fn full(
         ));
     }
     // Inclusive end: media that starts exactly at endTime does not widen the answer.
-    let segs = cat.segment_times(camera, s, e)?;
+    let segs = cat.span_bounds(camera, s, e)?;
     Ok(spans(&segs, s, e)
         .into_iter()
         .map(|(a, b)| TimeRange {
@@ -171,4 +223,73 @@ fn full(
             end: format_full(b),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::index::Index;
+    use crate::playback::timeline::tests::seg;
+    use crate::store::live::LiveSegments;
+
+    /// The discontinuity walk gives the same units as asking unit by unit, on a timeline with
+    /// holes from 10 ms to 40 days, for every unit and many ranges.
+    #[test]
+    fn units_from_gaps_agrees_with_one_lookup_per_unit() {
+        const S: i64 = 1_000_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("i.sqlite3");
+        let mut ix = Index::open(&path).unwrap();
+        let mut run = ix.insert_run("cam", 0, "connect").unwrap();
+        let mut t = 1_700_000_000 * S;
+        let mut rows = Vec::new();
+        let holes = [
+            0,
+            S / 100,
+            2 * S,
+            3 * 3600 * S,
+            2 * 86400 * S,
+            40 * 86400 * S,
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for i in 0..3000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let hole = holes[(x % 6) as usize] * i64::from(x % 7 < 3);
+            if hole > 50_000_000 || x % 11 == 0 {
+                run = ix.insert_run("cam", t, "reconnect").unwrap();
+            }
+            t += hole;
+            let mut r = seg(i, run, t, 15, 2);
+            r.path = format!("p{i}");
+            t = r.end_utc_ns();
+            rows.push(r);
+        }
+        ix.insert_segments(&rows).unwrap();
+        drop(ix);
+        let cat = Catalog::open(&path, LiveSegments::new()).unwrap();
+        let (first, last) = cat.bounds("cam").unwrap().unwrap();
+        let mut checked = 0;
+        for unit in [Unit::Year, Unit::Month, Unit::Day] {
+            let (a, b) = (unit.of(first), unit.of(last - 1));
+            for lo in a..=b {
+                for hi in [lo, lo + 1, lo + 5, lo + 31] {
+                    let hi = hi.min(b);
+                    let slow: Vec<bool> = (lo..=hi)
+                        .map(|i| {
+                            cat.has_media("cam", unit.start_ns(i), unit.start_ns(i + 1))
+                                .unwrap()
+                        })
+                        .collect();
+                    let fast = units_from_gaps(&cat, "cam", unit, lo, hi).unwrap();
+                    if let Some(fast) = fast {
+                        assert_eq!(fast, slow, "{unit:?} {lo}..={hi}");
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 1000, "only {checked} ranges compared");
+    }
 }

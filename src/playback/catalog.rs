@@ -50,15 +50,16 @@ impl Catalog {
         Ok(self.merge_live(camera, v, from, to))
     }
 
-    /// Like [`Catalog::segments`] with times, runs and init identity only (no fragment lists,
-    /// no paths): what the gap rule needs, several times cheaper to read.
-    pub fn segment_times(
+    /// The segments that bound the continuous spans of `camera` in `[from, to)`
+    /// ([`crate::index::Index::span_bounds`], merged with the open segment), without fragment
+    /// lists or paths: input for [`super::timeline::spans`], not for manifests.
+    pub fn span_bounds(
         &self,
         camera: &str,
         from: i64,
         to: i64,
     ) -> Result<Vec<SegmentRow>, IndexError> {
-        let v = self.ix(|ix| ix.segment_times_overlapping(camera, from, to))?;
+        let v = self.ix(|ix| ix.span_bounds(camera, from, to))?;
         Ok(self.merge_live(camera, v, from, to))
     }
 
@@ -93,6 +94,31 @@ impl Catalog {
             return Ok(true);
         }
         self.ix(|ix| ix.has_media(camera, from, to))
+    }
+
+    /// Starts (UTC ns) of the first `limit` discontinuities of `camera` after `after`
+    /// ([`crate::index::Index::disc_starts_after`]).
+    pub fn disc_starts_after(
+        &self,
+        camera: &str,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<i64>, IndexError> {
+        self.ix(|ix| ix.disc_starts_after(camera, after, limit))
+    }
+
+    /// End (UTC ns) of the media of `camera` that starts last before `t`, the writer's open
+    /// segment included.
+    pub fn media_end_before(&self, camera: &str, t: i64) -> Result<Option<i64>, IndexError> {
+        let ix = self.ix(|ix| ix.media_end_before(camera, t))?;
+        let live = self
+            .live
+            .extents(camera)
+            .into_iter()
+            .filter(|&(s, _)| s < t)
+            .map(|(_, e)| e)
+            .max();
+        Ok(ix.max(live))
     }
 
     /// First media start and last media end of `camera` (UTC ns).

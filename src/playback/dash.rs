@@ -66,13 +66,16 @@ pub fn render(
         );
     }
     let mut vod_start = 0i64;
-    let mut prev_end_ns = i64::MIN;
+    // Live periods never start before the availability start (1970) nor before the previous end.
+    let mut prev_end_ns = 0i64;
     for (i, p) in sel.periods.iter().enumerate() {
         let ts = i64::from(p.timescale());
         let first = &p.frags[0];
         let (start_ns, pto) = if sel.live {
             // Wall-clock time of tfdt 0 of the run; never before the previous period's end.
-            let anchor = first.start_ns - (first.decode_time as i64) * 1_000_000_000 / ts;
+            // tfdt is wall-clock based (about 1.7e14 ticks at 90 kHz): i128 for the product.
+            let anchor = first.start_ns
+                - (i128::from(first.decode_time) * 1_000_000_000 / i128::from(ts)) as i64;
             if anchor >= prev_end_ns {
                 (anchor, 0u64)
             } else {
@@ -206,5 +209,26 @@ mod tests {
         assert!(m.contains("start=\"PT990.000S\""), "{m}");
         assert!(m.contains("presentationTimeOffset=\"0\""));
         assert!(m.contains("<S t=\"900000\" d=\"180000\"/>"));
+    }
+
+    #[test]
+    fn dynamic_with_a_wall_clock_tfdt_ahead_of_the_segment_time_starts_at_0() {
+        // tfdt counts from 1970 (ingest) and runs 2 s ahead of the camera's clock: the period
+        // cannot start before the availability start, so it starts at 0 and the offset moves
+        // the media to its wall-clock time.
+        let t = 1_790_000_000 * S;
+        let mut a = seg(1, 1, t, 3, 2);
+        a.decode_time = (t / S + 2) as u64 * 90_000;
+        let sel = Selection {
+            live: true,
+            periods: periods(&[a.clone()], 0, i64::MAX),
+        };
+        let m = render(&sel, &MediaUrls::default(), &[], t + 6 * S);
+        assert!(m.contains("start=\"PT0.000S\""), "{m}");
+        assert!(
+            m.contains(&format!("presentationTimeOffset=\"{}\"", 2 * 90_000)),
+            "{m}"
+        );
+        assert!(m.contains(&format!("<S t=\"{}\" d=\"180000\"/>", a.decode_time)));
     }
 }

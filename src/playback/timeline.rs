@@ -1,32 +1,27 @@
 //! The media timeline of one camera: continuous spans, and the fragments of a time range grouped
 //! into periods.
 //!
-//! The gap rule (seed `004_*`: "every discontinuity in the timeline is a gap"): two consecutive
-//! segments are continuous when they belong to the same run and the second starts no more than
-//! [`GAP_TOLERANCE_NS`] after the first ends. A new run (reconnect, restart, clock step, dropped
-//! fragment) is always a discontinuity. Inside a segment the fragments are continuous.
-//! Input segments must be one camera's, sorted by start; selecting them is [`super::catalog`]'s
-//! job.
+//! The gap rule (seed `004_*`: "every discontinuity in the timeline is a gap") is
+//! [`crate::index::continuous`]: same run, same codec and init segment, a hole of at most
+//! [`crate::index::GAP_TOLERANCE_NS`]. The index stores its result per segment (`disc_start`), so
+//! these functions follow that flag; [`periods`] checks the rule again between the rows it is given.
+//! A new run (reconnect, restart, clock step, dropped fragment) is always a discontinuity. Inside
+//! a segment the fragments are continuous. Input segments must be one camera's, sorted by start;
+//! selecting them is [`super::catalog`]'s job.
 
-use crate::index::{SegmentRow, GAP_TOLERANCE_NS};
-
-/// Whether `b` continues `a` on one media timeline.
-pub fn continuous(a: &SegmentRow, b: &SegmentRow) -> bool {
-    a.run_id == b.run_id
-        && a.codec == b.codec
-        && a.init_size_bytes == b.init_size_bytes
-        && b.start_utc_ns - a.end_utc_ns() <= GAP_TOLERANCE_NS
-}
+use crate::index::{continuous, SegmentRow};
 
 /// Continuous spans `[start, end]` (UTC ns) of `segs`, clipped to `[from, to]`; empty spans
-/// after clipping are dropped.
+/// after clipping are dropped. `segs` may leave out segments inside a span
+/// ([`crate::index::Index::span_bounds`]): a new span starts only at the first row and at rows
+/// with `disc_start`.
 pub fn spans(segs: &[SegmentRow], from: i64, to: i64) -> Vec<(i64, i64)> {
     let mut out: Vec<(i64, i64)> = Vec::new();
     let mut prev: Option<&SegmentRow> = None;
     for s in segs {
         let (a, b) = (s.start_utc_ns, s.end_utc_ns());
         match (prev, out.last_mut()) {
-            (Some(p), Some(last)) if continuous(p, s) => last.1 = last.1.max(b),
+            (Some(_), Some(last)) if !s.disc_start => last.1 = last.1.max(b),
             _ => out.push((a, b)),
         }
         prev = Some(s);
@@ -131,7 +126,7 @@ pub fn periods(segs: &[SegmentRow], from: i64, to: i64) -> Vec<Period> {
             continue;
         }
         let joins = matches!((prev, out.last()), (Some(p), Some(last))
-            if continuous(p, s) && last.segments.last().is_some_and(|l| l.id == p.id));
+            if !s.disc_start && continuous(p, s) && last.segments.last().is_some_and(|l| l.id == p.id));
         if !joins {
             out.push(Period {
                 segments: Vec::new(),
@@ -183,7 +178,16 @@ pub(crate) mod tests {
             decode_time: 0,
             media_seq: 0,
             disc_seq: 0,
+            disc_start: false,
         }
+    }
+
+    /// Sets `disc_start` the way the index does on insert.
+    pub fn mark(mut v: Vec<SegmentRow>) -> Vec<SegmentRow> {
+        for i in 0..v.len() {
+            v[i].disc_start = i == 0 || !continuous(&v[i - 1], &v[i]);
+        }
+        v
     }
 
     const S: i64 = 1_000_000_000;
@@ -191,9 +195,30 @@ pub(crate) mod tests {
     #[test]
     fn gap_rule() {
         let a = seg(1, 1, 0, 15, 2);
-        let mut b = seg(2, 1, 30 * S + 50_000_000, 15, 2); // 50 ms hole: continuous
+        let b = seg(2, 1, 30 * S + 50_000_000, 15, 2); // 50 ms hole: continuous
         let c = seg(3, 1, 60 * S + 150_000_000, 15, 2); // 100 ms hole after b: gap
         let d = seg(4, 2, c.end_utc_ns(), 15, 2); // new run, no hole: gap
+        let all = mark(vec![a.clone(), b.clone(), c.clone(), d.clone()]);
+        assert_eq!(
+            all.iter().map(|r| r.disc_start).collect::<Vec<_>>(),
+            [true, false, true, true]
+        );
+        // Rows inside a span may be left out (Index::span_bounds): the same spans.
+        let e = seg(5, 2, d.end_utc_ns(), 15, 2);
+        let f = seg(6, 2, e.end_utc_ns(), 15, 2);
+        let long = mark(vec![a.clone(), b.clone(), c.clone(), d.clone(), e, f]);
+        let bounds: Vec<SegmentRow> = long.iter().filter(|r| r.id != 5).cloned().collect();
+        assert_eq!(spans(&long, 0, 1000 * S), spans(&bounds, 0, 1000 * S));
+        assert_eq!(
+            spans(&bounds, 0, 1000 * S).last().unwrap().1,
+            180 * S + 150_000_000
+        );
+        let (a, b, c, d) = (
+            all[0].clone(),
+            all[1].clone(),
+            all[2].clone(),
+            all[3].clone(),
+        );
         assert_eq!(
             spans(&[a.clone(), b.clone(), c.clone(), d.clone()], 0, 1000 * S),
             vec![
@@ -206,6 +231,7 @@ pub(crate) mod tests {
             spans(std::slice::from_ref(&a), 10 * S, 20 * S),
             vec![(10 * S, 20 * S)]
         );
+        let mut b = b;
         b.decode_time = 30 * 90_000;
         let p = periods(&[a, b, c, d], 29 * S, 64 * S);
         assert_eq!(p.len(), 2);

@@ -139,6 +139,7 @@ mod tests {
             decode_time: 0,
             media_seq: 0,
             disc_seq: 0,
+            disc_start: false,
         }
     }
 

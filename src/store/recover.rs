@@ -182,6 +182,7 @@ pub fn adopt(store: &mut Store, camera: &str, rel: &str) -> Result<bool, StoreEr
         decode_time: 0,
         media_seq: 0,
         disc_seq: 0,
+        disc_start: false,
     };
     fill_from_scan(&mut row, &path, &scan)?;
     store.index().insert_segment(&row)?;

@@ -111,6 +111,48 @@ pub struct WriterStats {
     pub used_bytes: AtomicU64,
     /// Increments on every loop turn that made progress; a watchdog compares it over time.
     pub heartbeat: AtomicU64,
+    /// Eviction totals per camera id.
+    pub evictions: std::sync::Mutex<std::collections::BTreeMap<String, EvictionTotals>>,
+}
+
+/// What eviction took from one camera since the process started.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EvictionTotals {
+    /// Segments evicted.
+    pub segments: u64,
+    /// Allocated bytes freed.
+    pub bytes: u64,
+    /// Segments evicted before they were uploaded (seed `000_*`: the cloud copy lacks them).
+    pub unuploaded_segments: u64,
+    /// Allocated bytes of those.
+    pub unuploaded_bytes: u64,
+    /// Media duration of those, ns.
+    pub unuploaded_ns: u64,
+}
+
+impl WriterStats {
+    /// Eviction totals of `camera` (zeros if nothing was evicted).
+    pub fn evictions_of(&self, camera: &str) -> EvictionTotals {
+        self.evictions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(camera)
+            .copied()
+            .unwrap_or_default()
+    }
+
+    fn count_eviction(&self, v: &SegmentRow) {
+        let mut m = self.evictions.lock().unwrap_or_else(|e| e.into_inner());
+        let t = m.entry(v.camera.clone()).or_default();
+        let bytes = v.alloc_bytes.max(0) as u64;
+        t.segments += 1;
+        t.bytes += bytes;
+        if v.uploaded_utc_ns.is_none() {
+            t.unuploaded_segments += 1;
+            t.unuploaded_bytes += bytes;
+            t.unuploaded_ns += v.duration_ns.max(0) as u64;
+        }
+    }
 }
 
 /// Per-camera settings the writer needs.
@@ -413,6 +455,7 @@ impl Writer {
                     .evicted_bytes
                     .fetch_add(d.alloc_bytes, Ordering::Relaxed);
                 for v in &victims {
+                    self.stats.count_eviction(v);
                     let (s, e) = (layout::utc(v.start_utc_ns), layout::utc(v.end_utc_ns()));
                     if v.uploaded_utc_ns.is_none() {
                         info!(camera = %v.camera, from = %s, to = %e, bytes = v.alloc_bytes,
@@ -625,6 +668,7 @@ impl Writer {
             decode_time: f.decode_time,
             media_seq: 0,
             disc_seq: 0,
+            disc_start: false,
         };
         let prev = self.cams.get_mut(camera).and_then(|c| c.open.take());
         let inserted = match prev {
@@ -633,7 +677,8 @@ impl Writer {
         };
         let mut row = row;
         if let Some(i) = inserted {
-            (row.id, row.media_seq, row.disc_seq) = (i.id, i.media_seq, i.disc_seq);
+            (row.id, row.media_seq, row.disc_seq, row.disc_start) =
+                (i.id, i.media_seq, i.disc_seq, i.disc_start);
         }
         self.live.opened(&row);
         self.cams.get_mut(camera).expect("camera state").open = Some(OpenSegment {
