@@ -10,7 +10,7 @@ pkgs=(
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
   ffmpeg sqlite3 procps time python3 python3-venv
   systemd systemd-container debootstrap e2fsprogs util-linux mount file
-  chromium curl
+  chromium curl mosquitto mosquitto-clients openssl
 )
 # Node.js for the browser players: Debian's nodejs and npm, unless a node with npm is already
 # installed (e.g. from NodeSource, whose nodejs conflicts with Debian's npm package).

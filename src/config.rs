@@ -57,7 +57,42 @@ struct RawConfig {
     camera: Vec<RawCamera>,
     #[serde(default)]
     http: RawHttp,
+    mqtt: Option<RawMqtt>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    url: String,
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    username: Option<String>,
+    password: Option<String>,
+    #[serde(default = "default_topic_prefix")]
+    topic_prefix: String,
+    #[serde(default = "default_state_interval")]
+    state_interval: String,
+    #[serde(default = "default_keep_alive")]
+    keep_alive: String,
+    #[serde(default)]
+    home_assistant_discovery: bool,
+    client_id: Option<String>,
+}
+
+fn default_topic_prefix() -> String {
+    "edgerec".into()
+}
+fn default_state_interval() -> String {
+    "PT30S".into()
+}
+fn default_keep_alive() -> String {
+    "PT30S".into()
+}
+
+/// CA bundle used for `mqtts://` when `ca_file` is not given (Debian's and Yocto's
+/// `ca-certificates`).
+pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -210,6 +245,139 @@ pub struct Config {
     pub cameras: Vec<CameraConfig>,
     /// The playback and status HTTP server.
     pub http: HttpConfig,
+    /// MQTT control and status; `None` without an `[mqtt]` table.
+    pub mqtt: Option<MqttConfig>,
+}
+
+/// `[mqtt]`: control and status over an MQTT broker (DESIGN section 7).
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    /// Broker host name or IP.
+    pub host: String,
+    /// Broker port (default 1883 for `mqtt://`, 8883 for `mqtts://`).
+    pub port: u16,
+    /// TLS (`mqtts://`).
+    pub tls: bool,
+    /// CA certificates (PEM) that verify the broker; default [`DEFAULT_CA_FILE`].
+    pub ca_file: PathBuf,
+    /// Client certificate and key (PEM) for mutual TLS: both or neither.
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// User name, if the broker wants one.
+    pub username: Option<String>,
+    /// Password (never logged).
+    pub password: Option<String>,
+    /// First topic level; the root is `<topic_prefix>/<device_id>`.
+    pub topic_prefix: String,
+    /// How often `state` is published when nothing changed.
+    pub state_interval: Duration,
+    /// MQTT keep-alive; the broker publishes the last will after 1.5 of these without a packet.
+    pub keep_alive: Duration,
+    /// Publish Home Assistant MQTT discovery configs.
+    pub home_assistant_discovery: bool,
+    /// Stable client id (default `edgerec-<device_id>`), so the broker keeps the session.
+    pub client_id: String,
+}
+
+/// Whether `s` can be used inside an MQTT topic without changing its levels: non-empty, no
+/// wildcards (`+`, `#`), no NUL, and no empty level.
+pub fn valid_topic_path(s: &str) -> bool {
+    !s.is_empty()
+        && !s.contains(['+', '#', '\0'])
+        && s.split('/').all(|l| !l.is_empty())
+        && s.len() <= 128
+}
+
+/// Validates `[mqtt]`.
+fn mqtt_config(m: RawMqtt, device_id: &str) -> Result<MqttConfig, ConfigError> {
+    let (tls, rest) = if let Some(r) = m.url.strip_prefix("mqtts://") {
+        (true, r)
+    } else if let Some(r) = m.url.strip_prefix("mqtt://") {
+        (false, r)
+    } else {
+        return Err(rule(
+            "mqtt.url",
+            format!(
+                "must be mqtt://host[:port] or mqtts://host[:port], got {:?}",
+                m.url
+            ),
+        ));
+    };
+    let rest = rest.trim_end_matches('/');
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => {
+            let port: u16 = p
+                .parse()
+                .map_err(|_| rule("mqtt.url", format!("port must be 1 to 65535, got {p:?}")))?;
+            (
+                h.trim_start_matches('[').trim_end_matches(']').to_owned(),
+                port,
+            )
+        }
+        _ => (rest.to_owned(), if tls { 8883 } else { 1883 }),
+    };
+    if host.is_empty() || host.contains(['/', '@', ' ']) || port == 0 {
+        return Err(rule(
+            "mqtt.url",
+            format!("must name a host and a port (1 to 65535), got {:?}", m.url),
+        ));
+    }
+    let client_cert = match (m.cert_file, m.key_file) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => return Err(rule(
+            "mqtt.cert_file",
+            "cert_file and key_file go together: give both for a client certificate, or neither",
+        )),
+    };
+    if !tls && (client_cert.is_some() || m.ca_file.is_some()) {
+        return Err(rule(
+            "mqtt.url",
+            "ca_file, cert_file and key_file need TLS: use mqtts://",
+        ));
+    }
+    if m.password.is_some() && m.username.is_none() {
+        return Err(rule(
+            "mqtt.username",
+            "is required when mqtt.password is set",
+        ));
+    }
+    if !valid_topic_path(&m.topic_prefix) {
+        return Err(rule(
+            "mqtt.topic_prefix",
+            format!(
+                "must be topic levels without wildcards (+, #), empty levels or NUL, at most 128 bytes, got {:?}",
+                m.topic_prefix
+            ),
+        ));
+    }
+    let state_interval = duration_key("mqtt.state_interval", &m.state_interval)?;
+    if state_interval < Duration::from_secs(1) {
+        return Err(rule("mqtt.state_interval", "must be at least PT1S"));
+    }
+    let keep_alive = duration_key("mqtt.keep_alive", &m.keep_alive)?;
+    if keep_alive < Duration::from_secs(5) || keep_alive > Duration::from_secs(3600) {
+        return Err(rule("mqtt.keep_alive", "must be from PT5S to PT1H"));
+    }
+    let client_id = m
+        .client_id
+        .unwrap_or_else(|| format!("edgerec-{device_id}"));
+    if client_id.is_empty() || client_id.len() > 64 || !client_id.is_ascii() {
+        return Err(rule("mqtt.client_id", "must be 1 to 64 ASCII characters"));
+    }
+    Ok(MqttConfig {
+        host,
+        port,
+        tls,
+        ca_file: m.ca_file.unwrap_or_else(|| PathBuf::from(DEFAULT_CA_FILE)),
+        client_cert,
+        username: m.username,
+        password: m.password,
+        topic_prefix: m.topic_prefix,
+        state_interval,
+        keep_alive,
+        home_assistant_discovery: m.home_assistant_discovery,
+        client_id,
+    })
 }
 
 /// `[http]`: the playback and status server (DESIGN section 6).
@@ -506,12 +674,14 @@ impl Config {
             });
         }
         let http = http_config(raw.http)?;
+        let mqtt = raw.mqtt.map(|m| mqtt_config(m, &device_id)).transpose()?;
         Ok(Config {
             device_id,
             storage,
             pipeline: raw.pipeline,
             cameras,
             http,
+            mqtt,
         })
     }
 }

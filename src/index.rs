@@ -71,8 +71,52 @@ UPDATE segment SET disc_start = NOT EXISTS (
 CREATE INDEX segment_disc ON segment (camera, start_utc_ns) WHERE disc_start = 1;
 "#;
 
+/// Fourth schema step: event markers (MQTT `<camera>/event`, `cmd/triggerEvent`), which
+/// event-based recording (EVR) will act on.
+pub const SCHEMA_V4: &str = r#"
+CREATE TABLE event (
+    id               INTEGER PRIMARY KEY,
+    camera           TEXT    NOT NULL,
+    event_id         TEXT    NOT NULL,             -- the sender's id, or one made on receipt
+    label            TEXT    NOT NULL,
+    time_utc_ns      INTEGER NOT NULL,             -- when it happened
+    duration_ns      INTEGER CHECK (duration_ns IS NULL OR duration_ns >= 0), -- NULL: an instant
+    received_utc_ns  INTEGER NOT NULL,
+    UNIQUE (camera, event_id)
+);
+CREATE INDEX event_camera_time ON event (camera, time_utc_ns);
+"#;
+
 /// Migrations: entry `i` takes the schema from `user_version` i to i + 1.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+
+/// An event marker of one camera.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EventRow {
+    /// Camera id.
+    pub camera: String,
+    /// Event id (unique per camera).
+    pub id: String,
+    /// What happened, e.g. `person`.
+    pub label: String,
+    /// When it happened, UTC ns.
+    pub time_utc_ns: i64,
+    /// How long it lasted, ns; `None` for an instant.
+    pub duration_ns: Option<i64>,
+    /// When edgerec received it, UTC ns.
+    pub received_utc_ns: i64,
+}
+
+/// What [`Index::insert_event`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventInsert {
+    /// Stored.
+    Inserted,
+    /// The same event was stored before (a QoS 1 redelivery): nothing changed.
+    Duplicate,
+    /// Another event with this id exists for the camera: nothing changed.
+    Conflict,
+}
 
 /// A hole between two segments longer than this is a discontinuity (a gap), ns. Seed 004:
 /// "every discontinuity in the timeline is a gap".
@@ -546,6 +590,58 @@ impl Index {
         out.sort_by_key(|r| r.start_utc_ns);
         out.dedup_by_key(|r| r.id);
         Ok(out)
+    }
+
+    /// Stores an event marker; idempotent for the same event, refuses a different one with a
+    /// taken id.
+    pub fn insert_event(&self, e: &EventRow) -> Result<EventInsert, IndexError> {
+        let n = self.conn.execute(
+            "INSERT INTO event (camera, event_id, label, time_utc_ns, duration_ns, received_utc_ns) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (camera, event_id) DO NOTHING",
+            params![e.camera, e.id, e.label, e.time_utc_ns, e.duration_ns, e.received_utc_ns],
+        )?;
+        if n == 1 {
+            return Ok(EventInsert::Inserted);
+        }
+        let same: bool = self.conn.query_row(
+            "SELECT label = ?3 AND time_utc_ns = ?4 AND duration_ns IS ?5 FROM event \
+             WHERE camera = ?1 AND event_id = ?2",
+            params![e.camera, e.id, e.label, e.time_utc_ns, e.duration_ns],
+            |r| r.get(0),
+        )?;
+        Ok(if same {
+            EventInsert::Duplicate
+        } else {
+            EventInsert::Conflict
+        })
+    }
+
+    /// Events of `camera` that happen within `[from_utc_ns, to_utc_ns]` (an event with a duration
+    /// counts if it overlaps), by time; at most `limit`.
+    pub fn events_between(
+        &self,
+        camera: &str,
+        from_utc_ns: i64,
+        to_utc_ns: i64,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, IndexError> {
+        // Events are short next to a day: look back at most 24 h for ones that began earlier.
+        let mut st = self.conn.prepare_cached(
+            "SELECT camera, event_id, label, time_utc_ns, duration_ns, received_utc_ns FROM event \
+             WHERE camera = ?1 AND time_utc_ns <= ?3 AND time_utc_ns >= ?2 - 86400000000000 \
+             AND time_utc_ns + COALESCE(duration_ns, 0) >= ?2 ORDER BY time_utc_ns LIMIT ?4",
+        )?;
+        let rows = st.query_map(params![camera, from_utc_ns, to_utc_ns, limit as i64], |r| {
+            Ok(EventRow {
+                camera: r.get(0)?,
+                id: r.get(1)?,
+                label: r.get(2)?,
+                time_utc_ns: r.get(3)?,
+                duration_ns: r.get(4)?,
+                received_utc_ns: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Playback: start times (UTC ns) of the first `limit` open or complete segments of `camera`

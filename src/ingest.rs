@@ -87,6 +87,14 @@ pub struct CameraStatus {
     pub bytes: AtomicU64,
     /// UTC ns of the last fragment handed on (0: none yet).
     pub last_fragment_utc_ns: AtomicI64,
+    /// The recording switch is off ([`crate::control`]): the supervisor flushes the last
+    /// fragment, ends the run and waits until it is on again (checked every 50 ms).
+    pub switched_off: AtomicBool,
+    /// The supervisor is recording (running or retrying a pipeline): false while switched off
+    /// or stopped. It follows `switched_off` once the change took effect.
+    pub recording: AtomicBool,
+    /// Why the last pipeline run was lost (empty before the first loss).
+    pub last_loss: Mutex<String>,
 }
 
 /// Why a pipeline run ended.
@@ -119,6 +127,7 @@ mod tests {
 #[derive(Debug)]
 enum Ended {
     Stopped,
+    SwitchedOff,
     Lost(String),
 }
 
@@ -398,6 +407,18 @@ impl CameraSupervisor {
         let mut backoff = camera_backoff();
         let mut attempt = 0u64;
         while !self.stop.load(Ordering::Relaxed) {
+            if self.status.switched_off.load(Ordering::Relaxed) {
+                if self.status.recording.swap(false, Ordering::Relaxed) {
+                    info!(camera = %camera, "recording switched off");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+                attempt = 0;
+                backoff.reset();
+                continue;
+            }
+            if !self.status.recording.swap(true, Ordering::Relaxed) {
+                info!(camera = %camera, "recording");
+            }
             let reason = if attempt == 0 { "connect" } else { "reconnect" };
             attempt += 1;
             let started = Instant::now();
@@ -406,12 +427,20 @@ impl CameraSupervisor {
                 Ok(e) => e,
                 Err(e) => Ended::Lost(format!("pipeline: {e}")),
             };
+            if let Ended::Lost(why) = &ended {
+                *self
+                    .status
+                    .last_loss
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = why.clone();
+            }
             self.status.connected.store(false, Ordering::Relaxed);
             self.writer.send(WriterMsg::EndRun {
                 camera: camera.clone(),
             });
             match ended {
                 Ended::Stopped => break,
+                Ended::SwitchedOff => continue,
                 Ended::Lost(why) => {
                     if got_media.load(Ordering::Relaxed)
                         && started.elapsed() > Duration::from_secs(5)
@@ -423,12 +452,16 @@ impl CameraSupervisor {
                           "camera lost: {why}");
                     self.status.reconnects.fetch_add(1, Ordering::Relaxed);
                     let until = Instant::now() + delay;
-                    while Instant::now() < until && !self.stop.load(Ordering::Relaxed) {
+                    while Instant::now() < until
+                        && !self.stop.load(Ordering::Relaxed)
+                        && !self.status.switched_off.load(Ordering::Relaxed)
+                    {
                         std::thread::sleep(Duration::from_millis(50));
                     }
                 }
             }
         }
+        self.status.recording.store(false, Ordering::Relaxed);
         info!(camera = %camera, "camera stopped");
     }
 
@@ -638,6 +671,9 @@ impl CameraSupervisor {
         let ended = loop {
             if self.stop.load(Ordering::Relaxed) {
                 break Ended::Stopped;
+            }
+            if self.status.switched_off.load(Ordering::Relaxed) {
+                break Ended::SwitchedOff;
             }
             if let Some(e) = link_error.lock().unwrap().take() {
                 break Ended::Lost(e);

@@ -8,17 +8,20 @@
 //! (reading our own segment files), [`index`] (SQLite schema and queries), [`store`] (files and
 //! index together: writer, recovery, fsck), [`ingest`] (GStreamer pipelines), [`recorder`] (wiring
 //! for `edgerec run`), [`playback`] (availableMedia, manifest filters, HLS and DASH), [`http`]
-//! (the playback and status server).
+//! (the playback and status server), [`mqtt`] (control and status over MQTT), [`control`]
+//! (persisted recording switches).
 
 #![warn(missing_docs)]
 
 pub mod backoff;
 pub mod config;
+pub mod control;
 pub mod duration;
 pub mod http;
 pub mod index;
 pub mod ingest;
 pub mod mp4;
+pub mod mqtt;
 pub mod playback;
 pub mod recorder;
 pub mod store;

@@ -12,6 +12,7 @@ use anyhow::Context;
 use tracing::info;
 
 use crate::config::Config;
+use crate::control::Switches;
 use crate::ingest::{init_gstreamer, CameraStatus, CameraSupervisor};
 use crate::store::writer::{CameraPolicy, Writer, WriterConfig, WriterMsg, WriterStats};
 use crate::store::{fsutil, recover, Store};
@@ -58,6 +59,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     init_gstreamer().context("GStreamer initialisation")?;
 
     let cam_stop = Arc::new(AtomicBool::new(false));
+    let switches = Arc::new(Switches::load(&cfg.storage.path));
     let mut threads = Vec::new();
     let mut statuses = Vec::new();
     let mut sups = Vec::new();
@@ -68,6 +70,10 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             handle.clone(),
             cam_stop.clone(),
         );
+        if !switches.is_on(&c.id) {
+            info!(camera = %c.id, "recording switched off (persisted): not recording");
+            sup.status().switched_off.store(true, Ordering::Relaxed);
+        }
         statuses.push(sup.status());
         sups.push(sup);
     }
@@ -83,6 +89,46 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                 return Err(e);
             }
         },
+        None => None,
+    };
+    let mqtt_stop = Arc::new(AtomicBool::new(false));
+    let mqtt_thread = match &cfg.mqtt {
+        Some(m) => {
+            let mut enabled = statuses.iter();
+            let ctx = crate::mqtt::Context {
+                device_id: cfg.device_id.clone(),
+                cameras: cfg
+                    .cameras
+                    .iter()
+                    .map(|c| crate::mqtt::CameraHandle {
+                        id: c.id.clone(),
+                        enabled: c.enabled,
+                        status: if c.enabled {
+                            enabled.next().cloned().expect("status per enabled camera")
+                        } else {
+                            Arc::default()
+                        },
+                    })
+                    .collect(),
+                switches: switches.clone(),
+                writer: handle.clone(),
+                stats: handle.stats().clone(),
+                max_bytes: cfg.storage.max_size_bytes,
+                started: std::time::Instant::now(),
+            };
+            match crate::mqtt::spawn(m.clone(), ctx, mqtt_stop.clone()) {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    http_stop.store(true, Ordering::Relaxed);
+                    if let Some(t) = http_thread {
+                        let _ = t.join();
+                    }
+                    handle.send(WriterMsg::Shutdown);
+                    let _ = writer_thread.join();
+                    return Err(e.context("MQTT"));
+                }
+            }
+        }
         None => None,
     };
     for sup in sups {
@@ -113,6 +159,10 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     }
     handle.send(WriterMsg::Shutdown);
     let _ = writer_thread.join();
+    mqtt_stop.store(true, Ordering::Relaxed);
+    if let Some(t) = mqtt_thread {
+        let _ = t.join();
+    }
     info!("stopped cleanly");
     Ok(())
 }

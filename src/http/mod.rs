@@ -91,6 +91,7 @@ impl IntoResponse for ApiError {
 pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/cameras", get(cameras))
+        .route("/api/events", get(events))
         .route("/metrics", get(metrics_route))
         .route("/{camera}/content.ism/{name}", get(content))
         .route("/{camera}/content.ism/media/{file}", get(media))
@@ -363,7 +364,8 @@ async fn cameras(State(st): State<Shared>) -> Response {
             out.push(serde_json::json!({
                 "id": id,
                 "configured": entry.is_some(),
-                "recording": st.catalog.open_segment(&id).is_some(),
+                "recording": status.is_some_and(|s| s.recording.load(Ordering::Relaxed))
+                    || st.catalog.open_segment(&id).is_some(),
                 "connected": status.is_some_and(|s| s.connected.load(Ordering::Relaxed)),
                 "reconnects": status.map_or(0, |s| s.reconnects.load(Ordering::Relaxed)),
                 "firstMediaTime": bounds.map(|b| format_full(b.0)),
@@ -373,6 +375,60 @@ async fn cameras(State(st): State<Shared>) -> Response {
             }));
         }
         Ok(serde_json::json!({ "cameras": out }).to_string())
+    })
+    .await;
+    match r {
+        Ok(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Most events one `/api/events` answer lists.
+pub const MAX_EVENTS: usize = 10_000;
+
+/// `GET /api/events?camera=..&startTime=..&endTime=..`: the camera's event markers in the range
+/// (ISO 8601 UTC, at most 25 hours apart, as availableMedia's full precision), by time.
+async fn events(State(st): State<Shared>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let r = blocking(move || {
+        let camera = q.get("camera").ok_or_else(|| {
+            ApiError::bad("MissingCamera", "the camera query parameter is required")
+        })?;
+        let (Some(s), Some(e)) = (q.get("startTime"), q.get("endTime")) else {
+            return Err(ApiError::bad(
+                "MissingTimeRange",
+                "startTime and endTime are required (ISO 8601 date-times in UTC)",
+            ));
+        };
+        let s = crate::playback::time::parse_datetime(s)
+            .map_err(|m| ApiError::bad("InvalidTimeFormat", format!("startTime: {m}")))?;
+        let e = crate::playback::time::parse_datetime(e)
+            .map_err(|m| ApiError::bad("InvalidTimeFormat", format!("endTime: {m}")))?;
+        if s > e || e - s > crate::playback::available::MAX_FULL_NS {
+            return Err(ApiError::bad(
+                "InvalidTimeRange",
+                "startTime must not be after endTime, and they may be at most 25 hours apart",
+            ));
+        }
+        if !st.cameras.iter().any(|c| &c.id == camera) {
+            return Err(ApiError::not_found(
+                "UnknownCamera",
+                format!("no camera {camera:?}"),
+            ));
+        }
+        let rows = st.catalog.events(camera, s, e, MAX_EVENTS)?;
+        let list: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "id": r.id,
+                    "label": r.label,
+                    "time": format_full(r.time_utc_ns),
+                    "duration": r.duration_ns.map(|d| format!("PT{}.{:03}S", d / 1_000_000_000, d / 1_000_000 % 1000)),
+                    "received": format_full(r.received_utc_ns),
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({ "camera": camera, "events": list }).to_string())
     })
     .await;
     match r {

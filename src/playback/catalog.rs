@@ -121,6 +121,17 @@ impl Catalog {
         Ok(ix.max(live))
     }
 
+    /// Event markers of `camera` within `[from, to]` (UTC ns), at most `limit`.
+    pub fn events(
+        &self,
+        camera: &str,
+        from: i64,
+        to: i64,
+        limit: usize,
+    ) -> Result<Vec<crate::index::EventRow>, IndexError> {
+        self.ix(|ix| ix.events_between(camera, from, to, limit))
+    }
+
     /// First media start and last media end of `camera` (UTC ns).
     pub fn bounds(&self, camera: &str) -> Result<Option<(i64, i64)>, IndexError> {
         let b = self.ix(|ix| ix.media_bounds(camera))?;

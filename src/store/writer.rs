@@ -84,9 +84,36 @@ pub enum WriterMsg {
         /// Camera id.
         camera: Arc<str>,
     },
+    /// Store an event marker; the outcome goes to `reply`.
+    AddEvent {
+        /// The event.
+        event: crate::index::EventRow,
+        /// Where the outcome goes (an index error as text).
+        reply: std::sync::mpsc::SyncSender<Result<crate::index::EventInsert, String>>,
+    },
     /// Close every open segment, commit, and end the thread.
     Shutdown,
 }
+
+/// One eviction, as reported to operators (MQTT `MediaEvicted`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EvictionRecord {
+    /// Sequence number, from 1, growing by one per record.
+    pub seq: u64,
+    /// Camera id.
+    pub camera: String,
+    /// Start of the evicted media, UTC ns.
+    pub start_utc_ns: i64,
+    /// End of the evicted media, UTC ns.
+    pub end_utc_ns: i64,
+    /// Allocated bytes freed.
+    pub bytes: u64,
+    /// Whether it had been uploaded.
+    pub uploaded: bool,
+}
+
+/// How many recent eviction records [`WriterStats::evictions_since`] can return.
+pub const EVICTION_LOG_LEN: usize = 1024;
 
 /// Counters the writer keeps; read by status reporting.
 #[derive(Debug, Default)]
@@ -113,6 +140,8 @@ pub struct WriterStats {
     pub heartbeat: AtomicU64,
     /// Eviction totals per camera id.
     pub evictions: std::sync::Mutex<std::collections::BTreeMap<String, EvictionTotals>>,
+    /// The last [`EVICTION_LOG_LEN`] evictions.
+    pub eviction_log: std::sync::Mutex<std::collections::VecDeque<EvictionRecord>>,
 }
 
 /// What eviction took from one camera since the process started.
@@ -141,7 +170,30 @@ impl WriterStats {
             .unwrap_or_default()
     }
 
+    /// Evictions with a sequence number above `seq`, oldest first, and the number of records
+    /// that fell out of the log before they could be read.
+    pub fn evictions_since(&self, seq: u64) -> (Vec<EvictionRecord>, u64) {
+        let log = self.eviction_log.lock().unwrap_or_else(|e| e.into_inner());
+        let lost = log.front().map_or(0, |f| f.seq.saturating_sub(seq + 1));
+        (log.iter().filter(|r| r.seq > seq).cloned().collect(), lost)
+    }
+
     fn count_eviction(&self, v: &SegmentRow) {
+        {
+            let mut log = self.eviction_log.lock().unwrap_or_else(|e| e.into_inner());
+            let seq = log.back().map_or(1, |b| b.seq + 1);
+            if log.len() == EVICTION_LOG_LEN {
+                log.pop_front();
+            }
+            log.push_back(EvictionRecord {
+                seq,
+                camera: v.camera.clone(),
+                start_utc_ns: v.start_utc_ns,
+                end_utc_ns: v.end_utc_ns(),
+                bytes: v.alloc_bytes.max(0) as u64,
+                uploaded: v.uploaded_utc_ns.is_some(),
+            });
+        }
         let mut m = self.evictions.lock().unwrap_or_else(|e| e.into_inner());
         let t = m.entry(v.camera.clone()).or_default();
         let bytes = v.alloc_bytes.max(0) as u64;
@@ -207,6 +259,12 @@ impl WriterHandle {
             return false;
         }
         true
+    }
+
+    /// Queues a control message without blocking; false if the queue is full (the caller
+    /// reports that it could not be done now).
+    pub fn try_send(&self, m: WriterMsg) -> bool {
+        self.tx.try_send(m).is_ok()
     }
 
     /// Sends a control message (init segment, end of run, shutdown); blocks only if the
@@ -329,6 +387,14 @@ impl Writer {
                 self.queued_bytes.fetch_sub(n, Ordering::Relaxed);
             }
             WriterMsg::EndRun { camera } => self.end_run(&camera),
+            WriterMsg::AddEvent { event, reply } => {
+                let r = self
+                    .store
+                    .index()
+                    .insert_event(&event)
+                    .map_err(|e| e.to_string());
+                let _ = reply.try_send(r);
+            }
             WriterMsg::Shutdown => {}
         }
     }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod broker;
+
 use edgerec::index::SegmentRow;
 
 pub const EDGEREC: &str = env!("CARGO_BIN_EXE_edgerec");
