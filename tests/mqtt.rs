@@ -193,27 +193,25 @@ fn state_switch_commands_events_discovery_and_last_will() {
         .collect();
     assert!(runs.len() >= 2, "ON must start a new run");
 
-    // MQTT 3.1.1 client: reply_to in the payload.
-    let out = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &broker.port.to_string(),
-            "-V",
-            "mqttv311",
-            "-q",
-            "1",
-        ])
-        .args([
-            "-t",
-            &format!("{r}/cmd/getState"),
-            "-m",
-            r#"{"reply_to": "replies/v311"}"#,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    // MQTT 3.1.1 clients: reply_to in the payload (getState, setRecording); getState over MQTT 5.
+    let pub311 = |cmd: &str, body: &str| {
+        let out = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
+            .args([
+                "-V",
+                "mqttv311",
+                "-q",
+                "1",
+                "-t",
+                &format!("{r}/cmd/{cmd}"),
+                "-m",
+                body,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+    };
+    pub311("getState", r#"{"reply_to": "replies/v311"}"#);
     let rep = peer.wait(T, "getState reply via reply_to", |m| {
         m.topic == "replies/v311"
     });
@@ -223,6 +221,20 @@ fn state_switch_commands_events_discovery_and_last_will() {
         "{}",
         rep.text()
     );
+    pub311(
+        "setRecording",
+        r#"{"camera": "b", "on": true, "reply_to": "replies/v311-set"}"#,
+    );
+    let rep = peer.wait(T, "setRecording reply via reply_to", |m| {
+        m.topic == "replies/v311-set"
+    });
+    assert_eq!(rep.json()["status"], 200, "{}", rep.text());
+    peer.request(&format!("{r}/cmd/getState"), "", "replies/v5-state", b"st");
+    let rep = peer.wait(T, "getState reply over MQTT 5", |m| {
+        m.topic == "replies/v5-state"
+    });
+    assert_eq!(rep.correlation.as_deref(), Some(&b"st"[..]));
+    assert_eq!(rep.json()["payload"]["cameras"]["a"]["recording"], true);
 
     // Bad commands get error replies; nothing changes.
     peer.clear();
