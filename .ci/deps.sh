@@ -27,15 +27,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 # oelint-adv (PyPI) for the Yocto recipe check, in a venv of the project's own.
-if [ ! -x target/ci-venv/bin/oelint-adv ]; then
+# moto (S3 server), awscli (the upload benchmark's peer) and azure-storage-blob (the Azurite test's
+# own client) for the upload tests, in the same venv.
+if [ ! -x target/ci-venv/bin/oelint-adv ] || [ ! -x target/ci-venv/bin/moto_server ] \
+   || [ ! -x target/ci-venv/bin/aws ] || ! target/ci-venv/bin/python -c 'import azure.storage.blob' 2>/dev/null; then
   mkdir -p target
-  python3 -m venv target/ci-venv
-  target/ci-venv/bin/pip install -q oelint-adv
+  [ -x target/ci-venv/bin/pip ] || python3 -m venv target/ci-venv
+  target/ci-venv/bin/pip install -q oelint-adv 'moto[server]' awscli azure-storage-blob
 fi
 # Browser players for the playback tests (playwright-core drives Debian's chromium; the
 # browsers playwright would download are never used).
 if [ ! -d tests/browser/node_modules/playwright-core ] || [ ! -d tests/browser/node_modules/dashjs ]; then
   npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+fi
+# Azurite (Azure Blob Storage emulator) for the upload tests.
+if [ ! -x tests/servers/node_modules/.bin/azurite-blob ]; then
+  npm ci --prefix tests/servers --no-audit --no-fund --loglevel=error
 fi
 command -v cargo >/dev/null || { echo "cargo not found: install Rust (https://rustup.rs)" >&2; exit 1; }
 # `make lint` needs rustfmt and clippy.

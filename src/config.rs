@@ -58,6 +58,29 @@ struct RawConfig {
     #[serde(default)]
     http: RawHttp,
     mqtt: Option<RawMqtt>,
+    upload: Option<RawUpload>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpload {
+    url: String,
+    endpoint: Option<String>,
+    region: Option<String>,
+    #[serde(default)]
+    path_style: bool,
+    access_key_id: Option<String>,
+    secret_access_key: Option<String>,
+    account: Option<String>,
+    access_key: Option<String>,
+    #[serde(default)]
+    max_rate_kbps: u64,
+    #[serde(default = "default_multipart_mib")]
+    multipart_threshold_mib: u64,
+}
+
+fn default_multipart_mib() -> u64 {
+    16
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,6 +270,178 @@ pub struct Config {
     pub http: HttpConfig,
     /// MQTT control and status; `None` without an `[mqtt]` table.
     pub mqtt: Option<MqttConfig>,
+    /// Upload to object storage; `None` without an `[upload]` table.
+    pub upload: Option<UploadConfig>,
+}
+
+/// Where segments are uploaded (seed `000_*`; DESIGN section 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UploadTarget {
+    /// S3 or an S3-compatible store (MinIO, Ceph, Garage, R2): `s3://bucket/prefix`.
+    S3 {
+        /// Bucket name.
+        bucket: String,
+    },
+    /// Azure Blob Storage: `az://container/prefix`.
+    Azure {
+        /// Container name.
+        container: String,
+    },
+    /// A mounted share: `file:///mnt/share/prefix` (the directory must exist).
+    File {
+        /// Root directory.
+        root: PathBuf,
+    },
+}
+
+/// `[upload]`. Credentials come from here or from the standard environment variables
+/// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT_URL`;
+/// `AZURE_STORAGE_ACCOUNT_NAME`, `AZURE_STORAGE_ACCOUNT_KEY`); they are never logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UploadConfig {
+    /// The store.
+    pub target: UploadTarget,
+    /// Key prefix inside the bucket or container (no leading or trailing `/`; may be empty).
+    pub prefix: String,
+    /// Endpoint of an S3-compatible store or of Azurite, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    /// S3 region (default `us-east-1`).
+    pub region: Option<String>,
+    /// S3 path-style requests (`endpoint/bucket/key`), as most S3-compatible stores need.
+    pub path_style: bool,
+    /// S3 access key id and secret.
+    pub s3_credentials: Option<(String, String)>,
+    /// Azure storage account and key.
+    pub azure_account: Option<(String, Option<String>)>,
+    /// Average upload rate cap, kbit/s (0: none), for cellular uplinks.
+    pub max_rate_kbps: u64,
+    /// Segments larger than this go up as multipart uploads, bytes.
+    pub multipart_threshold_bytes: u64,
+}
+
+impl std::fmt::Debug for UploadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadConfig")
+            .field("target", &self.target)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("path_style", &self.path_style)
+            .field("credentials", &"<redacted>")
+            .field("max_rate_kbps", &self.max_rate_kbps)
+            .finish()
+    }
+}
+
+/// Validates `[upload]`.
+fn upload_config(u: RawUpload) -> Result<UploadConfig, ConfigError> {
+    let bad = |why: &str| {
+        rule(
+            "upload.url",
+            format!(
+                "{why}: expected s3://bucket[/prefix], az://container[/prefix] or file:///dir[/prefix], got {:?}",
+                u.url
+            ),
+        )
+    };
+    let (scheme, rest) = u.url.split_once("://").ok_or_else(|| bad("no scheme"))?;
+    let rest = rest.trim_end_matches('/');
+    let (target, prefix) = match scheme {
+        "s3" | "az" => {
+            let (name, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            let ok = !name.is_empty()
+                && name.len() <= 63
+                && name.bytes().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.'
+                });
+            if !ok {
+                return Err(bad("bucket or container names are 1 to 63 of [a-z0-9.-]"));
+            }
+            let t = if scheme == "s3" {
+                UploadTarget::S3 {
+                    bucket: name.into(),
+                }
+            } else {
+                UploadTarget::Azure {
+                    container: name.into(),
+                }
+            };
+            (t, prefix.to_owned())
+        }
+        "file" => {
+            if !rest.starts_with('/') {
+                return Err(bad("a file URL needs an absolute path"));
+            }
+            (
+                UploadTarget::File {
+                    root: PathBuf::from(rest),
+                },
+                String::new(),
+            )
+        }
+        _ => return Err(bad("unknown scheme")),
+    };
+    if prefix.split('/').any(|l| l == "." || l == "..")
+        || prefix.contains("//")
+        || prefix.contains(['\\', '\0'])
+    {
+        return Err(bad("the prefix may not contain empty, . or .. levels"));
+    }
+    if let Some(e) = &u.endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            return Err(rule(
+                "upload.endpoint",
+                format!("must be an http:// or https:// URL, got {e:?}"),
+            ));
+        }
+    }
+    let s3_credentials = match (u.access_key_id, u.secret_access_key) {
+        (Some(a), Some(s)) => Some((a, s)),
+        (None, None) => None,
+        _ => {
+            return Err(rule(
+                "upload.access_key_id",
+                "access_key_id and secret_access_key go together (or use AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+            ))
+        }
+    };
+    let is_s3 = matches!(target, UploadTarget::S3 { .. });
+    let is_az = matches!(target, UploadTarget::Azure { .. });
+    if !is_s3 && (s3_credentials.is_some() || u.region.is_some() || u.path_style) {
+        return Err(rule(
+            "upload.access_key_id",
+            "access_key_id, secret_access_key, region and path_style are for s3:// URLs",
+        ));
+    }
+    if !is_az && (u.account.is_some() || u.access_key.is_some()) {
+        return Err(rule(
+            "upload.account",
+            "account and access_key are for az:// URLs",
+        ));
+    }
+    if u.access_key.is_some() && u.account.is_none() {
+        return Err(rule(
+            "upload.account",
+            "is required when upload.access_key is set",
+        ));
+    }
+    if u.multipart_threshold_mib < 5 || u.multipart_threshold_mib > 1024 {
+        return Err(rule(
+            "upload.multipart_threshold_mib",
+            "must be 5 to 1024 (S3 parts are at least 5 MiB)",
+        ));
+    }
+    Ok(UploadConfig {
+        target,
+        prefix,
+        endpoint: u.endpoint,
+        region: u.region,
+        path_style: u.path_style,
+        s3_credentials,
+        azure_account: u.account.map(|a| (a, u.access_key)),
+        max_rate_kbps: u.max_rate_kbps,
+        multipart_threshold_bytes: u.multipart_threshold_mib * MIB,
+    })
 }
 
 /// `[mqtt]`: control and status over an MQTT broker (DESIGN section 7).
@@ -675,6 +870,7 @@ impl Config {
         }
         let http = http_config(raw.http)?;
         let mqtt = raw.mqtt.map(|m| mqtt_config(m, &device_id)).transpose()?;
+        let upload = raw.upload.map(upload_config).transpose()?;
         Ok(Config {
             device_id,
             storage,
@@ -682,6 +878,7 @@ impl Config {
             cameras,
             http,
             mqtt,
+            upload,
         })
     }
 }

@@ -592,6 +592,43 @@ impl Index {
         Ok(out)
     }
 
+    /// Upload: the oldest `limit` complete segments that are not uploaded yet, across cameras,
+    /// by start (the `segment_eviction` index).
+    pub fn upload_candidates(&self, limit: usize) -> Result<Vec<SegmentRow>, IndexError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {SEGMENT_COLS} FROM segment WHERE state = 1 AND uploaded_utc_ns IS NULL \
+             ORDER BY start_utc_ns LIMIT ?1"
+        ))?;
+        let rows = st.query_map([limit as i64], row_to_segment)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Upload backlog: complete segments not uploaded yet, their bytes, and the start (UTC ns)
+    /// of the oldest.
+    pub fn upload_backlog(&self) -> Result<(u64, u64, Option<i64>), IndexError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0), MIN(start_utc_ns) FROM segment \
+             WHERE state = 1 AND uploaded_utc_ns IS NULL",
+            )?
+            .query_row([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get(2)?,
+                ))
+            })?)
+    }
+
+    /// Records that segment `id` was uploaded at `at_utc_ns` (no-op for a row that is gone).
+    pub fn set_uploaded(&self, id: i64, at_utc_ns: i64) -> Result<(), IndexError> {
+        self.conn
+            .prepare_cached("UPDATE segment SET uploaded_utc_ns = ?2 WHERE id = ?1")?
+            .execute(params![id, at_utc_ns])?;
+        Ok(())
+    }
+
     /// Stores an event marker; idempotent for the same event, refuses a different one with a
     /// taken id.
     pub fn insert_event(&self, e: &EventRow) -> Result<EventInsert, IndexError> {

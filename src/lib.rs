@@ -9,7 +9,7 @@
 //! index together: writer, recovery, fsck), [`ingest`] (GStreamer pipelines), [`recorder`] (wiring
 //! for `edgerec run`), [`playback`] (availableMedia, manifest filters, HLS and DASH), [`http`]
 //! (the playback and status server), [`mqtt`] (control and status over MQTT), [`control`]
-//! (persisted recording switches).
+//! (persisted recording switches), [`upload`] (segments to object storage, oldest first).
 
 #![warn(missing_docs)]
 
@@ -25,3 +25,4 @@ pub mod mqtt;
 pub mod playback;
 pub mod recorder;
 pub mod store;
+pub mod upload;

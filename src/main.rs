@@ -60,10 +60,12 @@ fn init_logging() {
         Targets::new().with_default(tracing::Level::INFO)
     });
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    // Under the journal: no time stamps (the journal has them) and no colours.
+    // Under the journal: no time stamps (the journal has them). Colours only on a terminal, so
+    // log files stay greppable.
+    use std::io::IsTerminal;
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(!journal);
+        .with_ansi(!journal && std::io::stderr().is_terminal());
     if journal {
         let fmt = fmt.without_time();
         tracing_subscriber::registry()

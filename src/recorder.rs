@@ -80,8 +80,16 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     // The HTTP server binds before any camera starts: if its port is taken, nothing has been
     // recorded yet and the writer closes cleanly.
     let http_stop = Arc::new(AtomicBool::new(false));
+    let upload_slot: Arc<std::sync::OnceLock<Arc<crate::upload::UploadShared>>> = Arc::default();
     let http_thread = match cfg.http.listen {
-        Some(addr) => match start_http(cfg, addr, &handle, &statuses, http_stop.clone()) {
+        Some(addr) => match start_http(
+            cfg,
+            addr,
+            &handle,
+            &statuses,
+            upload_slot.clone(),
+            http_stop.clone(),
+        ) {
             Ok(t) => Some(t),
             Err(e) => {
                 handle.send(WriterMsg::Shutdown);
@@ -91,6 +99,31 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         },
         None => None,
     };
+    let upload_stop = Arc::new(AtomicBool::new(false));
+    let (upload, upload_thread) = match &cfg.upload {
+        Some(u) => match crate::upload::spawn(
+            u.clone(),
+            cfg.storage.path.clone(),
+            cfg.storage.index_path.clone(),
+            handle.clone(),
+            upload_stop.clone(),
+        ) {
+            Ok((s, t)) => (Some(s), Some(t)),
+            Err(e) => {
+                http_stop.store(true, Ordering::Relaxed);
+                if let Some(t) = http_thread {
+                    let _ = t.join();
+                }
+                handle.send(WriterMsg::Shutdown);
+                let _ = writer_thread.join();
+                return Err(e.context("upload"));
+            }
+        },
+        None => (None, None),
+    };
+    if let Some(shared) = &upload {
+        let _ = upload_slot.set(shared.clone());
+    }
     let mqtt_stop = Arc::new(AtomicBool::new(false));
     let mqtt_thread = match &cfg.mqtt {
         Some(m) => {
@@ -115,12 +148,17 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                 stats: handle.stats().clone(),
                 max_bytes: cfg.storage.max_size_bytes,
                 started: std::time::Instant::now(),
+                upload: upload.clone(),
             };
             match crate::mqtt::spawn(m.clone(), ctx, mqtt_stop.clone()) {
                 Ok(t) => Some(t),
                 Err(e) => {
                     http_stop.store(true, Ordering::Relaxed);
+                    upload_stop.store(true, Ordering::Relaxed);
                     if let Some(t) = http_thread {
+                        let _ = t.join();
+                    }
+                    if let Some(t) = upload_thread {
                         let _ = t.join();
                     }
                     handle.send(WriterMsg::Shutdown);
@@ -152,6 +190,10 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     if let Some(t) = http_thread {
         let _ = t.join();
     }
+    upload_stop.store(true, Ordering::Relaxed);
+    if let Some(t) = upload_thread {
+        let _ = t.join();
+    }
     info!("stopping: flushing the last fragments");
     cam_stop.store(true, Ordering::Relaxed);
     for t in threads {
@@ -174,6 +216,7 @@ fn start_http(
     addr: std::net::SocketAddr,
     handle: &crate::store::writer::WriterHandle,
     statuses: &[Arc<CameraStatus>],
+    upload: Arc<std::sync::OnceLock<Arc<crate::upload::UploadShared>>>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let catalog =
@@ -204,6 +247,7 @@ fn start_http(
         stats: handle.stats().clone(),
         storage_limit_bytes: cfg.storage.max_size_bytes,
         tokens,
+        upload,
     };
     let (bound, jh) = crate::http::spawn(addr, state, stop)
         .with_context(|| format!("HTTP server on http.listen = {addr}"))?;

@@ -407,6 +407,7 @@ fn server(tokens: Option<&str>) -> Server {
         stats: Arc::new(Default::default()),
         storage_limit_bytes: 64 << 20,
         tokens,
+        upload: Arc::default(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let (addr, thread) =

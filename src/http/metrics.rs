@@ -95,6 +95,71 @@ pub fn render(st: &AppState, held: &[(String, i64, i64)]) -> String {
         "storage.max_size_mib in bytes.",
         &[(String::new(), st.storage_limit_bytes as f64)],
     );
+    if let Some(u) = st.upload.get() {
+        let u = u.snapshot();
+        let now = crate::store::writer::now_utc_ns();
+        let one = |v: f64| vec![(String::new(), v)];
+        metric(
+            &mut out,
+            "edgerec_upload_online",
+            "gauge",
+            "1 when the last upload succeeded.",
+            &one(f64::from(u8::from(
+                u.state == crate::upload::Uplink::Online,
+            ))),
+        );
+        metric(
+            &mut out,
+            "edgerec_upload_backlog_segments",
+            "gauge",
+            "Complete segments waiting for upload.",
+            &one(u.backlog_segments as f64),
+        );
+        metric(
+            &mut out,
+            "edgerec_upload_backlog_bytes",
+            "gauge",
+            "Bytes of the segments waiting for upload.",
+            &one(u.backlog_bytes as f64),
+        );
+        metric(
+            &mut out,
+            "edgerec_upload_oldest_pending_age_seconds",
+            "gauge",
+            "Age of the oldest segment waiting for upload (0: none).",
+            &one(u
+                .oldest_pending_utc_ns
+                .map_or(0.0, |t| (now - t).max(0) as f64 / 1e9)),
+        );
+        metric(
+            &mut out,
+            "edgerec_upload_last_success_timestamp_seconds",
+            "gauge",
+            "When the last upload succeeded, seconds since 1970 (0: never).",
+            &one(u.last_success_utc_ns.map_or(0.0, |t| t as f64 / 1e9)),
+        );
+        metric(
+            &mut out,
+            "edgerec_uploaded_segments_total",
+            "counter",
+            "Segments uploaded.",
+            &one(u.uploaded_segments as f64),
+        );
+        metric(
+            &mut out,
+            "edgerec_uploaded_bytes_total",
+            "counter",
+            "Bytes uploaded.",
+            &one(u.uploaded_bytes as f64),
+        );
+        metric(
+            &mut out,
+            "edgerec_upload_failures_total",
+            "counter",
+            "Failed upload attempts.",
+            &one(u.failures as f64),
+        );
+    }
     let cams = &st.cameras;
     let per = |f: &dyn Fn(&super::CameraEntry) -> f64| -> Vec<(String, f64)> {
         cams.iter().map(|c| (label(&c.id), f(c))).collect()

@@ -71,6 +71,8 @@ pub struct AppState {
     pub storage_limit_bytes: u64,
     /// Access tokens; `None`: no token needed (loopback without a token file).
     pub tokens: Option<auth::Tokens>,
+    /// The uploader's status, once it runs (absent without `[upload]`).
+    pub upload: Arc<std::sync::OnceLock<Arc<crate::upload::UploadShared>>>,
 }
 
 type Shared = Arc<AppState>;

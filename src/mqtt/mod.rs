@@ -68,6 +68,8 @@ pub struct Context {
     pub max_bytes: u64,
     /// Process start, for `uptime_s`.
     pub started: Instant,
+    /// The uploader's status (absent without `[upload]`: `state.uplink` is then left out).
+    pub upload: Option<Arc<crate::upload::UploadShared>>,
 }
 
 /// Builds the rumqttc options: MQTT 5, stable client id, persistent session (`clean_start =
@@ -143,6 +145,7 @@ struct Mqtt {
     seen: HashMap<String, (bool, bool)>,
     evictions_seen: u64,
     storage_errors_seen: u64,
+    uplink_seen: Option<crate::upload::Uplink>,
     last_state: Option<Instant>,
     state_dirty: bool,
     rates: HashMap<String, u64>,
@@ -169,6 +172,7 @@ impl Mqtt {
             seen,
             evictions_seen,
             storage_errors_seen,
+            uplink_seen: None,
             last_state: None,
             state_dirty: true,
             rates: HashMap::new(),
@@ -395,6 +399,23 @@ impl Mqtt {
                     "uploaded": r.uploaded,
                 }),
             );
+        }
+        if let Some(u) = &self.ctx.upload {
+            let st = u.snapshot();
+            if self.uplink_seen != Some(st.state) {
+                if self.uplink_seen.is_some() {
+                    self.event(
+                        "UplinkStateChanged",
+                        "/device".into(),
+                        json!({
+                            "state": st.state,
+                            "lastError": st.last_error.as_ref().map(|e| e.1.clone()),
+                        }),
+                    );
+                }
+                self.uplink_seen = Some(st.state);
+                self.state_dirty = true;
+            }
         }
         let errors = self.ctx.stats.storage_errors.load(Ordering::Relaxed);
         if errors != self.storage_errors_seen {

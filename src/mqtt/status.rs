@@ -12,7 +12,7 @@ use super::Context;
 use crate::playback::time::format_full;
 
 /// The `R/state` document. `bitrate_bps` per camera is measured by the caller over the last
-/// state interval. The `uplink` object is absent until an uploader exists (never faked).
+/// state interval. The `uplink` object is there only with an uploader (never faked).
 pub fn state_json(ctx: &Context, bitrate_bps: &HashMap<String, u64>) -> Value {
     let used = ctx.stats.used_bytes.load(Ordering::Relaxed);
     let mut cams = serde_json::Map::new();
@@ -30,7 +30,7 @@ pub fn state_json(ctx: &Context, bitrate_bps: &HashMap<String, u64>) -> Value {
             }),
         );
     }
-    json!({
+    let mut doc = json!({
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": ctx.started.elapsed().as_secs(),
         "storage": {
@@ -39,7 +39,26 @@ pub fn state_json(ctx: &Context, bitrate_bps: &HashMap<String, u64>) -> Value {
             "free_bytes": ctx.max_bytes.saturating_sub(used),
         },
         "cameras": cams,
-    })
+    });
+    if let Some(u) = &ctx.upload {
+        let u = u.snapshot();
+        let now = crate::store::writer::now_utc_ns();
+        let evicted: u64 = ctx
+            .cameras
+            .iter()
+            .map(|c| ctx.stats.evictions_of(&c.id).unuploaded_bytes)
+            .sum();
+        doc["uplink"] = json!({
+            "state": u.state,
+            "backlog_bytes": u.backlog_bytes,
+            "backlog_segments": u.backlog_segments,
+            "oldest_pending_age_s": u.oldest_pending_utc_ns.map(|t| (now - t).max(0) / 1_000_000_000),
+            "last_upload_at": u.last_success_utc_ns.map(format_full),
+            "last_error": u.last_error.map(|e| e.1),
+            "evicted_unuploaded_bytes": evicted,
+        });
+    }
+    doc
 }
 
 /// One `R/events` message: `eventType` (e.g. `RecordingStarted`), `eventTime` (now, UTC),
@@ -55,7 +74,7 @@ pub fn event_json(event_type: &str, subject: &str, body: Value, now_utc_ns: i64)
 
 /// Home Assistant MQTT discovery: (config topic, retained JSON) for a recording switch and a
 /// connected binary sensor per camera, and a storage-used sensor. Every entity shares the
-/// device's availability topic. Upload backlog is added when the uploader exists.
+/// device's availability topic; an upload-backlog sensor with an uploader.
 pub fn discovery(ctx: &Context, t: &Topics) -> Vec<(String, Value)> {
     let dev = &ctx.device_id;
     let node = dev.replace('.', "_");
@@ -93,6 +112,22 @@ pub fn discovery(ctx: &Context, t: &Topics) -> Vec<(String, Value)> {
                 "value_template": format!(
                     "{{{{ 'ON' if value_json.cameras['{id}'].connected else 'OFF' }}}}"
                 ),
+                "availability_topic": avail,
+                "device": device,
+            }),
+        ));
+    }
+    if ctx.upload.is_some() {
+        out.push((
+            format!("homeassistant/sensor/edgerec_{node}_upload_backlog/config"),
+            json!({
+                "name": "upload backlog",
+                "unique_id": format!("edgerec_{node}_upload_backlog"),
+                "device_class": "data_size",
+                "unit_of_measurement": "B",
+                "state_class": "measurement",
+                "state_topic": t.state(),
+                "value_template": "{{ value_json.uplink.backlog_bytes }}",
                 "availability_topic": avail,
                 "device": device,
             }),

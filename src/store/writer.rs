@@ -91,6 +91,13 @@ pub enum WriterMsg {
         /// Where the outcome goes (an index error as text).
         reply: std::sync::mpsc::SyncSender<Result<crate::index::EventInsert, String>>,
     },
+    /// The uploader stored segment `id` at `at_utc_ns` (UTC ns).
+    Uploaded {
+        /// Segment row id.
+        id: i64,
+        /// When the store confirmed it.
+        at_utc_ns: i64,
+    },
     /// Close every open segment, commit, and end the thread.
     Shutdown,
 }
@@ -394,6 +401,11 @@ impl Writer {
                     .insert_event(&event)
                     .map_err(|e| e.to_string());
                 let _ = reply.try_send(r);
+            }
+            WriterMsg::Uploaded { id, at_utc_ns } => {
+                if let Err(e) = self.store.index().set_uploaded(id, at_utc_ns) {
+                    warn!(segment = id, "cannot record the upload: {e}");
+                }
             }
             WriterMsg::Shutdown => {}
         }

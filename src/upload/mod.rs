@@ -1,0 +1,357 @@
+//! The uploader (seed `000_*` "resilient recording"; DESIGN section 5): complete segments go to
+//! object storage oldest first across cameras, one object per segment, while the uplink works.
+//!
+//! One thread with its own single-threaded tokio runtime for `object_store`. It reads the index
+//! through its own read-only connection and reports uploads to the storage writer
+//! ([`WriterMsg::Uploaded`]), the index's only writer; recording never waits on it. A failed
+//! upload stops the pass: the next one starts again from the oldest segment still on the card
+//! (eviction may have taken some meanwhile: those are counted by the writer and reported as
+//! `MediaEvicted` with `uploaded: false`). Retryable failures wait 1 s to 5 min with jitter;
+//! authentication, permission and missing-bucket failures are logged as errors and retried every
+//! 5 min. Uploading a segment again after a crash writes the same object again: harmless.
+//! Store details are in [`target`].
+
+pub mod target;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use object_store::{Attribute, Attributes, ObjectStore, PutOptions, PutPayload, WriteMultipart};
+use tracing::{error, info, warn};
+
+use crate::backoff::Backoff;
+use crate::config::UploadConfig;
+use crate::index::{Index, SegmentRow};
+use crate::store::writer::{now_utc_ns, WriterHandle, WriterMsg};
+
+/// Uplink state as operators see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Uplink {
+    /// No upload tried yet.
+    Unknown,
+    /// The last upload succeeded.
+    Online,
+    /// The last upload failed.
+    Offline,
+}
+
+/// What the uploader reports (`/metrics`, MQTT `state.uplink`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadStatus {
+    /// Uplink state.
+    pub state: Uplink,
+    /// Complete segments not uploaded yet, and their bytes.
+    pub backlog_segments: u64,
+    /// Bytes of those.
+    pub backlog_bytes: u64,
+    /// Start (UTC ns) of the oldest segment waiting for upload.
+    pub oldest_pending_utc_ns: Option<i64>,
+    /// When the last upload succeeded (UTC ns).
+    pub last_success_utc_ns: Option<i64>,
+    /// The last failure, with its time (UTC ns); never contains credentials.
+    pub last_error: Option<(i64, String)>,
+    /// Segments and bytes uploaded since start.
+    pub uploaded_segments: u64,
+    /// Bytes uploaded since start.
+    pub uploaded_bytes: u64,
+    /// Failed attempts since start.
+    pub failures: u64,
+}
+
+impl Default for UploadStatus {
+    fn default() -> Self {
+        UploadStatus {
+            state: Uplink::Unknown,
+            backlog_segments: 0,
+            backlog_bytes: 0,
+            oldest_pending_utc_ns: None,
+            last_success_utc_ns: None,
+            last_error: None,
+            uploaded_segments: 0,
+            uploaded_bytes: 0,
+            failures: 0,
+        }
+    }
+}
+
+/// Shared, always-current upload status.
+#[derive(Debug, Default)]
+pub struct UploadShared {
+    status: Mutex<UploadStatus>,
+}
+
+impl UploadShared {
+    /// A copy of the current status.
+    pub fn snapshot(&self) -> UploadStatus {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut UploadStatus)) {
+        f(&mut self.status.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+}
+
+/// Starts the uploader thread; it stops within about a second of `stop` (an upload in flight is
+/// abandoned: it is done again next time).
+///
+/// Errors: the store cannot be configured, or the thread cannot start.
+pub fn spawn(
+    cfg: UploadConfig,
+    storage_root: PathBuf,
+    index_path: PathBuf,
+    writer: WriterHandle,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<(Arc<UploadShared>, std::thread::JoinHandle<()>)> {
+    let store = target::build(&cfg)?;
+    let shared = Arc::new(UploadShared::default());
+    let s = shared.clone();
+    let jh = std::thread::Builder::new()
+        .name("uploader".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    error!("uploader: no runtime: {e}");
+                    return;
+                }
+            };
+            let mut u = Uploader {
+                cfg,
+                store,
+                storage_root,
+                index_path,
+                index: None,
+                writer,
+                shared: s,
+                recent: VecDeque::new(),
+            };
+            rt.block_on(u.run(&stop));
+        })?;
+    Ok((shared, jh))
+}
+
+struct Uploader {
+    cfg: UploadConfig,
+    store: Arc<dyn ObjectStore>,
+    storage_root: PathBuf,
+    index_path: PathBuf,
+    index: Option<Index>,
+    writer: WriterHandle,
+    shared: Arc<UploadShared>,
+    /// Ids uploaded but perhaps not yet recorded by the writer: not uploaded twice.
+    recent: VecDeque<i64>,
+}
+
+/// Why an upload failed.
+enum Failure {
+    /// Worth retrying soon.
+    Retry(String),
+    /// Needs an operator (auth, missing bucket): retried every 5 min.
+    Fatal(String),
+}
+
+impl Uploader {
+    async fn run(&mut self, stop: &AtomicBool) {
+        info!(target_store = ?self.cfg.target, prefix = %self.cfg.prefix, "uploader started");
+        let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(300), 2.0, 0.2);
+        while !stop.load(Ordering::Relaxed) {
+            let candidates = match self.candidates() {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!("uploader: index: {e}");
+                    Vec::new()
+                }
+            };
+            if candidates.is_empty() {
+                sleep_unless(stop, Duration::from_secs(1)).await;
+                continue;
+            }
+            for seg in candidates {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                match self.upload(&seg, stop).await {
+                    Ok(None) => {} // gone from the card since it was listed
+                    Ok(Some(bytes)) => {
+                        backoff.reset();
+                        let now = now_utc_ns();
+                        self.recent.push_back(seg.id);
+                        if self.recent.len() > 4096 {
+                            self.recent.pop_front();
+                        }
+                        if !self.writer.try_send(WriterMsg::Uploaded {
+                            id: seg.id,
+                            at_utc_ns: now,
+                        }) {
+                            warn!(
+                                segment = seg.id,
+                                "uploader: writer queue full; will upload again"
+                            );
+                        }
+                        self.shared.update(|s| {
+                            if s.state != Uplink::Online {
+                                info!("uplink online");
+                            }
+                            s.state = Uplink::Online;
+                            s.last_success_utc_ns = Some(now);
+                            s.uploaded_segments += 1;
+                            s.uploaded_bytes += bytes;
+                        });
+                    }
+                    Err(f) => {
+                        let (msg, wait) = match f {
+                            Failure::Retry(m) => {
+                                let d = backoff.next_delay();
+                                warn!(camera = %seg.camera, retry_in_s = d.as_secs_f32(), "upload failed: {m}");
+                                (m, d)
+                            }
+                            Failure::Fatal(m) => {
+                                error!(camera = %seg.camera, "upload failed and needs attention (auth, permission or missing bucket); retrying every 5 min: {m}");
+                                (m, Duration::from_secs(300))
+                            }
+                        };
+                        self.shared.update(|s| {
+                            if s.state == Uplink::Online {
+                                warn!("uplink offline");
+                            }
+                            s.state = Uplink::Offline;
+                            s.failures += 1;
+                            s.last_error = Some((now_utc_ns(), msg));
+                        });
+                        sleep_unless(stop, wait).await;
+                        break; // start again from the oldest segment still there
+                    }
+                }
+            }
+        }
+        info!("uploader stopped");
+    }
+
+    /// The oldest segments waiting, and refreshes the backlog figures.
+    fn candidates(&mut self) -> Result<Vec<SegmentRow>, crate::index::IndexError> {
+        if self.index.is_none() {
+            self.index = Some(Index::open_read_only(&self.index_path)?);
+        }
+        let ix = self.index.as_ref().expect("index");
+        let (n, bytes, oldest) = ix.upload_backlog()?;
+        self.shared.update(|s| {
+            s.backlog_segments = n;
+            s.backlog_bytes = bytes;
+            s.oldest_pending_utc_ns = oldest;
+        });
+        let mut v = ix.upload_candidates(32)?;
+        v.retain(|s| !self.recent.contains(&s.id));
+        Ok(v)
+    }
+
+    /// Uploads one segment; `Ok(None)` if its file is gone (evicted meanwhile), else the bytes.
+    async fn upload(&self, seg: &SegmentRow, stop: &AtomicBool) -> Result<Option<u64>, Failure> {
+        let path = self.storage_root.join(&seg.path);
+        let data = match std::fs::read(&path) {
+            Ok(d) => d,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Failure::Retry(format!("reading {}: {e}", path.display()))),
+        };
+        let key = target::object_key(&self.cfg.prefix, seg);
+        let started = Instant::now();
+        let n = data.len() as u64;
+        // A mounted share keeps bytes only; object stores get the type and metadata (names that
+        // are valid for S3 and Azure alike: letters only).
+        let mut attrs = Attributes::new();
+        if !matches!(self.cfg.target, crate::config::UploadTarget::File { .. }) {
+            attrs.insert(Attribute::ContentType, "video/mp4".into());
+            attrs.insert(
+                Attribute::Metadata("camera".into()),
+                seg.camera.clone().into(),
+            );
+            attrs.insert(
+                Attribute::Metadata("start".into()),
+                crate::playback::time::format_full(seg.start_utc_ns).into(),
+            );
+            attrs.insert(
+                Attribute::Metadata("durationms".into()),
+                (seg.duration_ns / 1_000_000).to_string().into(),
+            );
+            attrs.insert(
+                Attribute::Metadata("codec".into()),
+                seg.codec.clone().into(),
+            );
+        }
+        let classify = |e: object_store::Error| {
+            let m = format!("{key}: {e}");
+            if target::retryable(&e) {
+                Failure::Retry(m)
+            } else {
+                Failure::Fatal(m)
+            }
+        };
+        if n > self.cfg.multipart_threshold_bytes {
+            let up = self
+                .store
+                .put_multipart_opts(
+                    &key,
+                    object_store::PutMultipartOptions {
+                        attributes: attrs,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(classify)?;
+            let part = 8 * 1024 * 1024;
+            let mut w = WriteMultipart::new_with_chunk_size(up, part);
+            let mut sent = 0u64;
+            for chunk in data.chunks(part) {
+                w.wait_for_capacity(2).await.map_err(classify)?;
+                w.write(chunk);
+                sent += chunk.len() as u64;
+                self.pace(sent, started, stop).await;
+            }
+            w.finish().await.map_err(classify)?;
+        } else {
+            let payload = PutPayload::from(data);
+            self.store
+                .put_opts(
+                    &key,
+                    payload,
+                    PutOptions {
+                        attributes: attrs,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .map_err(classify)?;
+            self.pace(n, started, stop).await;
+        }
+        Ok(Some(n))
+    }
+
+    /// `max_rate_kbps`: waits until `sent` bytes since `started` are within the average rate.
+    async fn pace(&self, sent: u64, started: Instant, stop: &AtomicBool) {
+        if self.cfg.max_rate_kbps == 0 {
+            return;
+        }
+        let due =
+            Duration::from_secs_f64(sent as f64 * 8.0 / (self.cfg.max_rate_kbps as f64 * 1000.0));
+        let spent = started.elapsed();
+        if due > spent {
+            sleep_unless(stop, due - spent).await;
+        }
+    }
+}
+
+async fn sleep_unless(stop: &AtomicBool, d: Duration) {
+    let until = Instant::now() + d;
+    while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100).min(until - Instant::now())).await;
+    }
+}
