@@ -28,6 +28,7 @@ test: lint
 bench: release
 	bash bench/record.sh 4 60
 	bash bench/playback.sh
+	bash bench/upload.sh
 
 clean:
 	cargo clean
