@@ -127,6 +127,27 @@ mod tests {
     use crate::playback::timeline::tests::seg;
 
     #[test]
+    fn failures_needing_an_operator_are_not_retried_soon() {
+        use object_store::Error as E;
+        let generic = |m: &str| E::Generic {
+            store: "S3",
+            source: m.to_owned().into(),
+        };
+        assert!(!retryable(&E::NotFound {
+            path: "x".into(),
+            source: "gone".into()
+        }));
+        assert!(!retryable(&E::Unauthenticated {
+            path: "x".into(),
+            source: "no".into()
+        }));
+        assert!(!retryable(&generic("Client error with status 404 Not Found: NoSuchBucket")));
+        assert!(!retryable(&generic("403 Forbidden: SignatureDoesNotMatch")));
+        assert!(retryable(&generic("error sending request: connection refused")));
+        assert!(retryable(&generic("Server error, status 503 Service Unavailable: SlowDown")));
+    }
+
+    #[test]
     fn keys_follow_the_layout() {
         let mut s = seg(1, 1, 1_576_900_868_123_000_000, 15, 2);
         s.camera = "lot".into();
