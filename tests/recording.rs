@@ -318,16 +318,7 @@ fn disk_full_evicts_and_goes_on() {
         }
     }
     let _u = Unmount(dir.path().to_owned());
-    let cam = TestCam::start(&[
-        "--width",
-        "640",
-        "--height",
-        "360",
-        "--bitrate",
-        "4000",
-        "--pattern",
-        "snow",
-    ]);
+    let cam = TestCam::start(SNOW_4M);
     let site = Site::in_dir(
         dir,
         "max_size_mib = 4096\nmin_free_mib = 0",

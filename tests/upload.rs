@@ -134,16 +134,7 @@ fn overflow_evicts_the_oldest_unuploaded_and_resumes_from_the_oldest_left() {
     let moto = Moto::start("edge");
     let mut proxy = Proxy::start(moto.port, 0);
     proxy.stop(); // the uplink is down from the start
-    let cam = TestCam::start(&[
-        "--width",
-        "640",
-        "--height",
-        "360",
-        "--bitrate",
-        "4000",
-        "--pattern",
-        "snow",
-    ]);
+    let cam = TestCam::start(SNOW_4M);
     let site = upload_site(
         &cam,
         "max_size_mib = 40\nmin_free_mib = 0",

@@ -141,10 +141,16 @@ mod tests {
             path: "x".into(),
             source: "no".into()
         }));
-        assert!(!retryable(&generic("Client error with status 404 Not Found: NoSuchBucket")));
+        assert!(!retryable(&generic(
+            "Client error with status 404 Not Found: NoSuchBucket"
+        )));
         assert!(!retryable(&generic("403 Forbidden: SignatureDoesNotMatch")));
-        assert!(retryable(&generic("error sending request: connection refused")));
-        assert!(retryable(&generic("Server error, status 503 Service Unavailable: SlowDown")));
+        assert!(retryable(&generic(
+            "error sending request: connection refused"
+        )));
+        assert!(retryable(&generic(
+            "Server error, status 503 Service Unavailable: SlowDown"
+        )));
     }
 
     #[test]

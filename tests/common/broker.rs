@@ -123,15 +123,7 @@ impl Broker {
             .spawn()
             .expect("start mosquitto");
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not listen: {}",
-                std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        super::wait_port(self.port, "mosquitto");
     }
 }
 

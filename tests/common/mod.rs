@@ -29,6 +29,30 @@ pub fn require(tool: &str) {
     );
 }
 
+/// Test camera arguments for a high bitrate that fills a card quickly (640x360 noise, 4 Mbit/s).
+pub const SNOW_4M: &[&str] = &[
+    "--width",
+    "640",
+    "--height",
+    "360",
+    "--bitrate",
+    "4000",
+    "--pattern",
+    "snow",
+];
+
+/// Waits until something listens on 127.0.0.1:`port` (at most 60 s).
+pub fn wait_port(port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on port {port}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

@@ -6,9 +6,8 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
-use super::free_port;
+use super::{free_port, wait_port};
 
 /// `curl` (installed by .ci/deps.sh): (body, response headers lower-cased).
 pub fn curl(args: &[&str]) -> (Vec<u8>, String) {
@@ -43,14 +42,6 @@ pub fn venv_bin(name: &str) -> PathBuf {
         p.display()
     );
     p
-}
-
-fn wait_port(port: u16, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 pub struct Moto {
