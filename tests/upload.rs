@@ -58,13 +58,14 @@ fn assert_oldest_first(rows: &[SegmentRow]) {
 fn s3_through_an_outage_and_throttling() {
     let moto = Moto::start("edge");
     let mut proxy = Proxy::start(moto.port, 2);
-    let cam = TestCam::start(SMALL);
+    let cam = TestCam::start(SNOW_4M); // about 15 MB per segment: multipart uploads
     let site = upload_site(
         &cam,
         "max_size_mib = 200\nmin_free_mib = 0",
         &format!(
             "url = \"s3://edge/site-a\"\nendpoint = \"http://127.0.0.1:{}\"\npath_style = true\n\
-             region = \"us-east-1\"\naccess_key_id = \"testing\"\nsecret_access_key = \"testing-secret\"",
+             region = \"us-east-1\"\naccess_key_id = \"testing\"\nsecret_access_key = \"testing-secret\"\n\
+             multipart_threshold_mib = 5",
             proxy.port
         ),
     );
@@ -110,6 +111,10 @@ fn s3_through_an_outage_and_throttling() {
             key.starts_with("site-a/cam/")
                 && key.ends_with(&format!("_{}.mp4", s.duration_ns / 1_000_000)),
             "{key}"
+        );
+        assert!(
+            s.size_bytes > 5 << 20,
+            "{key} is too small to test multipart"
         );
         let (body, headers) = moto.get("edge", &key);
         let local = std::fs::read(site.store().join(&s.path)).unwrap();

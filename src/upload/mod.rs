@@ -257,14 +257,17 @@ impl Uploader {
     /// Uploads one segment; `Ok(None)` if its file is gone (evicted meanwhile), else the bytes.
     async fn upload(&self, seg: &SegmentRow, stop: &AtomicBool) -> Result<Option<u64>, Failure> {
         let path = self.storage_root.join(&seg.path);
-        let data = match std::fs::read(&path) {
-            Ok(d) => d,
+        let read_err =
+            |e: std::io::Error| Failure::Retry(format!("reading {}: {e}", path.display()));
+        // Opened once: an eviction that unlinks it meanwhile does not cut the upload short.
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Failure::Retry(format!("reading {}: {e}", path.display()))),
+            Err(e) => return Err(read_err(e)),
         };
+        let n = file.metadata().map_err(read_err)?.len();
         let key = target::object_key(&self.cfg.prefix, seg);
         let started = Instant::now();
-        let n = data.len() as u64;
         // A mounted share keeps bytes only; object stores get the type and metadata (names that
         // are valid for S3 and Azure alike: letters only).
         let mut attrs = Attributes::new();
@@ -308,16 +311,25 @@ impl Uploader {
                 .await
                 .map_err(classify)?;
             let part = 8 * 1024 * 1024;
+            // Streamed from the file: at most two parts in memory, whatever the segment size.
             let mut w = WriteMultipart::new_with_chunk_size(up, part);
             let mut sent = 0u64;
-            for chunk in data.chunks(part) {
+            let mut buf = vec![0u8; part];
+            loop {
+                let got = read_full(&mut file, &mut buf).map_err(read_err)?;
+                if got == 0 {
+                    break;
+                }
                 w.wait_for_capacity(2).await.map_err(classify)?;
-                w.write(chunk);
-                sent += chunk.len() as u64;
+                w.write(&buf[..got]);
+                sent += got as u64;
                 self.pace(sent, started, stop).await;
             }
             w.finish().await.map_err(classify)?;
         } else {
+            let mut data = Vec::with_capacity(n as usize);
+            std::io::Read::read_to_end(&mut file, &mut data).map_err(read_err)?;
+            let n = data.len() as u64;
             let payload = PutPayload::from(data);
             self.store
                 .put_opts(
@@ -347,6 +359,20 @@ impl Uploader {
             sleep_unless(stop, due - spent).await;
         }
     }
+}
+
+/// Reads until `buf` is full or the file ends; returns the bytes read.
+fn read_full(f: &mut std::fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match std::io::Read::read(f, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 async fn sleep_unless(stop: &AtomicBool, d: Duration) {
