@@ -255,7 +255,11 @@ fn mounted_share() {
     let site = upload_site(
         &cam,
         "max_size_mib = 200\nmin_free_mib = 0",
-        &format!("url = \"file://{}\"", share.path().display()),
+        // 2000 kbit/s: a segment of about 2 MB takes about 8 s to go up.
+        &format!(
+            "url = \"file://{}\"\nmax_rate_kbps = 2000",
+            share.path().display()
+        ),
     );
     let rec = Recorder::start(&site);
     wait_for(Duration::from_secs(90), "an upload to the share", || {
@@ -267,6 +271,16 @@ fn mounted_share() {
         let obj = share.path().join(key_of("", &s));
         let local = std::fs::read(site.store().join(&s.path)).unwrap();
         assert!(std::fs::read(&obj).unwrap() == local, "{}", obj.display());
+        // The rate cap: recorded as uploaded no sooner than size / rate after the segment ended.
+        let due_ns = (s.size_bytes as f64 * 8.0 / 2_000_000.0 * 1e9) as i64;
+        let took = s.uploaded_utc_ns.unwrap() - s.end_utc_ns();
+        assert!(
+            took >= due_ns * 9 / 10,
+            "{} bytes uploaded {} ms after the end, the cap needs {} ms",
+            s.size_bytes,
+            took / 1_000_000,
+            due_ns / 1_000_000
+        );
     }
 }
 
