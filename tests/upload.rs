@@ -297,3 +297,37 @@ fn sha256_hex(b: &[u8]) -> String {
         .unwrap()
         .to_owned()
 }
+
+#[test]
+fn a_missing_bucket_is_an_error_for_an_operator_and_recording_goes_on() {
+    let moto = Moto::start("edge");
+    let cam = TestCam::start(SMALL);
+    let site = upload_site(
+        &cam,
+        "max_size_mib = 200\nmin_free_mib = 0",
+        &format!(
+            "url = \"s3://no-such-bucket/x\"\nendpoint = \"http://127.0.0.1:{}\"\npath_style = true\n\
+             access_key_id = \"testing\"\nsecret_access_key = \"testing\"",
+            moto.port
+        ),
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(90), "the error reported", || {
+        rec.log_text().contains("needs attention")
+    });
+    assert!(rec.log_text().contains("ERROR"), "{}", rec.log_text());
+    assert_eq!(metric(&site, "edgerec_upload_online"), 0.0);
+    assert_eq!(
+        metric(&site, "edgerec_upload_failures_total"),
+        1.0,
+        "retried slowly, not at once"
+    );
+    assert!(metric(&site, "edgerec_upload_backlog_segments") >= 1.0);
+    let before = site.complete().len();
+    wait_for(Duration::from_secs(60), "recording goes on", || {
+        site.complete().len() > before
+    });
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    assert!(uploaded(&site).is_empty());
+}
