@@ -332,10 +332,23 @@ fn state_switch_commands_events_discovery_and_last_will() {
     let a_before = index_end("a");
     let b_before = index_end("b");
     peer.clear();
+    // A command sent while edgerec is away (QoS 1, persistent session) arrives when it returns.
+    peer.request(
+        &format!("{r}/cmd/triggerEvent"),
+        r#"{"camera": "b", "label": "sent while away", "id": "away-1"}"#,
+        "replies/away",
+        b"away",
+    );
+    std::thread::sleep(Duration::from_millis(500));
     let rec = Recorder::start(&site);
     peer.wait(T, "online after restart", |m| {
         m.topic == format!("{r}/available") && m.text() == "online"
     });
+    let rep = peer.wait(T, "the reply to the command sent while away", |m| {
+        m.topic == "replies/away"
+    });
+    assert_eq!(rep.json()["status"], 200, "{}", rep.text());
+    assert_eq!(rep.json()["payload"]["id"], "away-1");
     peer.wait(T, "a still OFF after restart", |m| {
         m.topic == format!("{r}/a/recording/state") && m.text() == "OFF"
     });
