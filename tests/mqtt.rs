@@ -446,6 +446,14 @@ fn broker_outage_loses_no_media_and_republishes() {
     let peer = Peer::connect(broker.port, "t-out1", &[&format!("{r}/available")]);
     peer.wait(T, "online", |m| m.text() == "online");
     drop(peer);
+    // Both cameras have media before the outage starts (the span checked below begins at t0).
+    wait_for(T, "media of both cameras", || {
+        let now = now_utc_ns();
+        ["a", "b"]
+            .iter()
+            .all(|c| media_end(&site, c) > now - 3_000_000_000)
+            && site.segments().len() >= 2
+    });
     let t0 = now_utc_ns();
     broker.stop();
     std::thread::sleep(Duration::from_secs(60));
