@@ -570,3 +570,47 @@ fn rec_log(site: &Site) -> String {
         .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
         .collect()
 }
+
+#[test]
+fn uplink_state_with_an_uploader() {
+    let broker = Broker::start(Kind::Plain);
+    let cam = TestCam::start(SMALL);
+    let share = tempfile::tempdir().unwrap();
+    let site = mqtt_site(
+        &cam,
+        &format!("mqtt://127.0.0.1:{}", broker.port),
+        &format!(
+            "home_assistant_discovery = true\n[upload]\nurl = \"file://{}\"",
+            share.path().display()
+        ),
+    );
+    let r = "edgerec/test-gw";
+    let peer = Peer::connect(
+        broker.port,
+        "t-uplink",
+        &[
+            &format!("{r}/state"),
+            &format!("{r}/events"),
+            "homeassistant/#",
+        ],
+    );
+    let rec = Recorder::start(&site);
+    peer.wait(T, "HA upload backlog sensor", |m| {
+        m.topic == "homeassistant/sensor/edgerec_test-gw_upload_backlog/config"
+    });
+    let st = peer.wait(Duration::from_secs(90), "state.uplink online", |m| {
+        m.topic == format!("{r}/state") && m.json()["uplink"]["state"] == "online"
+    });
+    let u = &st.json()["uplink"];
+    assert!(u["last_upload_at"].is_string(), "{u}");
+    assert_eq!(u["evicted_unuploaded_bytes"], 0, "{u}");
+    assert!(
+        u["backlog_segments"].is_u64() && u["backlog_bytes"].is_u64(),
+        "{u}"
+    );
+    peer.wait(T, "UplinkStateChanged", |m| {
+        m.json()["eventType"] == "UplinkStateChanged" && m.json()["body"]["state"] == "online"
+    });
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+}
