@@ -77,6 +77,13 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         statuses.push(sup.status());
         sups.push(sup);
     }
+    // Each configured camera's status, `None` for disabled ones (in config order).
+    let mut enabled = statuses.iter();
+    let per_camera: Vec<Option<Arc<CameraStatus>>> = cfg
+        .cameras
+        .iter()
+        .map(|c| c.enabled.then(|| enabled.next().cloned()).flatten())
+        .collect();
     // The HTTP server binds before any camera starts: if its port is taken, nothing has been
     // recorded yet and the writer closes cleanly.
     let http_stop = Arc::new(AtomicBool::new(false));
@@ -86,7 +93,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             cfg,
             addr,
             &handle,
-            &statuses,
+            &per_camera,
             upload_slot.clone(),
             http_stop.clone(),
         ) {
@@ -110,10 +117,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         ) {
             Ok((s, t)) => (Some(s), Some(t)),
             Err(e) => {
-                http_stop.store(true, Ordering::Relaxed);
-                if let Some(t) = http_thread {
-                    let _ = t.join();
-                }
+                stop_join(&http_stop, http_thread);
                 handle.send(WriterMsg::Shutdown);
                 let _ = writer_thread.join();
                 return Err(e.context("upload"));
@@ -127,25 +131,20 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     let mqtt_stop = Arc::new(AtomicBool::new(false));
     let mqtt_thread = match &cfg.mqtt {
         Some(m) => {
-            let mut enabled = statuses.iter();
             let ctx = crate::mqtt::Context {
                 device_id: cfg.device_id.clone(),
                 cameras: cfg
                     .cameras
                     .iter()
-                    .map(|c| crate::mqtt::CameraHandle {
+                    .zip(&per_camera)
+                    .map(|(c, s)| crate::mqtt::CameraHandle {
                         id: c.id.clone(),
                         enabled: c.enabled,
-                        status: if c.enabled {
-                            enabled.next().cloned().expect("status per enabled camera")
-                        } else {
-                            Arc::default()
-                        },
+                        status: s.clone().unwrap_or_default(),
                     })
                     .collect(),
                 switches: switches.clone(),
                 writer: handle.clone(),
-                stats: handle.stats().clone(),
                 max_bytes: cfg.storage.max_size_bytes,
                 started: std::time::Instant::now(),
                 upload: upload.clone(),
@@ -153,14 +152,8 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             match crate::mqtt::spawn(m.clone(), ctx, mqtt_stop.clone()) {
                 Ok(t) => Some(t),
                 Err(e) => {
-                    http_stop.store(true, Ordering::Relaxed);
-                    upload_stop.store(true, Ordering::Relaxed);
-                    if let Some(t) = http_thread {
-                        let _ = t.join();
-                    }
-                    if let Some(t) = upload_thread {
-                        let _ = t.join();
-                    }
+                    stop_join(&http_stop, http_thread);
+                    stop_join(&upload_stop, upload_thread);
                     handle.send(WriterMsg::Shutdown);
                     let _ = writer_thread.join();
                     return Err(e.context("MQTT"));
@@ -186,14 +179,8 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         });
     }
     sd.stopping();
-    http_stop.store(true, Ordering::Relaxed);
-    if let Some(t) = http_thread {
-        let _ = t.join();
-    }
-    upload_stop.store(true, Ordering::Relaxed);
-    if let Some(t) = upload_thread {
-        let _ = t.join();
-    }
+    stop_join(&http_stop, http_thread);
+    stop_join(&upload_stop, upload_thread);
     info!("stopping: flushing the last fragments");
     cam_stop.store(true, Ordering::Relaxed);
     for t in threads {
@@ -201,12 +188,17 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
     }
     handle.send(WriterMsg::Shutdown);
     let _ = writer_thread.join();
-    mqtt_stop.store(true, Ordering::Relaxed);
-    if let Some(t) = mqtt_thread {
-        let _ = t.join();
-    }
+    stop_join(&mqtt_stop, mqtt_thread);
     info!("stopped cleanly");
     Ok(())
+}
+
+/// Raises a service's stop flag and waits for its thread, if it was started.
+fn stop_join(stop: &AtomicBool, thread: Option<std::thread::JoinHandle<()>>) {
+    stop.store(true, Ordering::Relaxed);
+    if let Some(t) = thread {
+        let _ = t.join();
+    }
 }
 
 /// Opens the playback catalog and starts the HTTP server; logs one playback URL per camera.
@@ -215,7 +207,7 @@ fn start_http(
     cfg: &Config,
     addr: std::net::SocketAddr,
     handle: &crate::store::writer::WriterHandle,
-    statuses: &[Arc<CameraStatus>],
+    per_camera: &[Option<Arc<CameraStatus>>],
     upload: Arc<std::sync::OnceLock<Arc<crate::upload::UploadShared>>>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
@@ -227,17 +219,13 @@ fn start_http(
         .as_deref()
         .map(crate::http::auth::Tokens::load)
         .transpose()?;
-    let mut enabled = statuses.iter();
     let cameras = cfg
         .cameras
         .iter()
-        .map(|c| crate::http::CameraEntry {
+        .zip(per_camera)
+        .map(|(c, s)| crate::http::CameraEntry {
             id: c.id.clone(),
-            status: if c.enabled {
-                enabled.next().cloned()
-            } else {
-                None
-            },
+            status: s.clone(),
         })
         .collect();
     let state = crate::http::AppState {

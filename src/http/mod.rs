@@ -425,7 +425,7 @@ async fn events(State(st): State<Shared>, Query(q): Query<HashMap<String, String
                     "id": r.id,
                     "label": r.label,
                     "time": format_full(r.time_utc_ns),
-                    "duration": r.duration_ns.map(|d| format!("PT{}.{:03}S", d / 1_000_000_000, d / 1_000_000 % 1000)),
+                    "duration": r.duration_ns.map(crate::playback::dash::iso_duration),
                     "received": format_full(r.received_utc_ns),
                 })
             })

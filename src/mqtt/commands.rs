@@ -93,7 +93,7 @@ pub fn parse_event(camera: &str, v: Value) -> Result<EventRow, Reply> {
         Some(id) => id,
         None => format!(
             "{}-{:08x}",
-            format_compact(time),
+            crate::store::layout::segment_stem(time),
             now as u32 ^ (now >> 32) as u32
         ),
     };
@@ -105,10 +105,6 @@ pub fn parse_event(camera: &str, v: Value) -> Result<EventRow, Reply> {
         duration_ns,
         received_utc_ns: now,
     })
-}
-
-fn format_compact(ns: i64) -> String {
-    crate::store::layout::segment_stem(ns)
 }
 
 /// Parses `ON` / `OFF` (case-insensitive, surrounding white space ignored).

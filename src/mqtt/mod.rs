@@ -31,7 +31,7 @@ use crate::backoff::Backoff;
 use crate::config::MqttConfig;
 use crate::control::Switches;
 use crate::ingest::CameraStatus;
-use crate::store::writer::{now_utc_ns, WriterHandle, WriterStats};
+use crate::store::writer::{now_utc_ns, WriterHandle};
 use commands::Reply;
 use topics::{Incoming, Topics};
 
@@ -62,8 +62,6 @@ pub struct Context {
     pub switches: Arc<Switches>,
     /// The storage writer (event markers).
     pub writer: WriterHandle,
-    /// The writer's counters.
-    pub stats: Arc<WriterStats>,
     /// `storage.max_size_mib` in bytes.
     pub max_bytes: u64,
     /// Process start, for `uptime_s`.
@@ -159,8 +157,14 @@ impl Mqtt {
             .iter()
             .map(|c| (c.id.clone(), (false, false)))
             .collect();
-        let evictions_seen = ctx.stats.evictions_since(0).0.last().map_or(0, |r| r.seq);
-        let storage_errors_seen = ctx.stats.storage_errors.load(Ordering::Relaxed);
+        let evictions_seen = ctx
+            .writer
+            .stats()
+            .evictions_since(0)
+            .0
+            .last()
+            .map_or(0, |r| r.seq);
+        let storage_errors_seen = ctx.writer.stats().storage_errors.load(Ordering::Relaxed);
         Mqtt {
             cfg,
             ctx,
@@ -336,25 +340,24 @@ impl Mqtt {
 
     /// Compares shared status with what was last reported and queues events for changes.
     fn observe(&mut self) {
-        let cams: Vec<(String, bool, bool, String)> = self
-            .ctx
-            .cameras
-            .iter()
-            .map(|c| {
-                (
-                    c.id.clone(),
-                    c.status.recording.load(Ordering::Relaxed),
-                    c.status.connected.load(Ordering::Relaxed),
-                    c.status
-                        .last_loss
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .clone(),
-                )
-            })
-            .collect();
-        for (id, rec, conn, loss) in cams {
-            let (was_rec, was_conn) = self.seen.get(&id).copied().unwrap_or_default();
+        // Flags only: strings are made (and the loss reason read) when something changed.
+        for i in 0..self.ctx.cameras.len() {
+            let c = &self.ctx.cameras[i];
+            let rec = c.status.recording.load(Ordering::Relaxed);
+            let conn = c.status.connected.load(Ordering::Relaxed);
+            let (was_rec, was_conn) = self.seen.get(&c.id).copied().unwrap_or_default();
+            if (rec, conn) == (was_rec, was_conn) {
+                continue;
+            }
+            let id = c.id.clone();
+            let loss = (!conn && was_conn).then(|| {
+                let l = c.status.last_loss.lock().unwrap_or_else(|e| e.into_inner());
+                if l.is_empty() {
+                    "stopped".to_owned()
+                } else {
+                    l.clone()
+                }
+            });
             let subject = format!("/cameras/{id}");
             if rec != was_rec {
                 let kind = if rec {
@@ -366,23 +369,21 @@ impl Mqtt {
                 if self.connected {
                     self.publish(self.t.recording_state(&id), true, on_off(rec));
                 }
-                self.state_dirty = true;
             }
             if conn != was_conn {
-                if conn {
-                    self.event("CameraConnected", subject, json!({"camera": id}));
-                } else {
-                    self.event(
+                match loss {
+                    None => self.event("CameraConnected", subject, json!({"camera": id})),
+                    Some(reason) => self.event(
                         "CameraDisconnected",
                         subject,
-                        json!({"camera": id, "reason": if loss.is_empty() { "stopped".to_owned() } else { loss }}),
-                    );
+                        json!({"camera": id, "reason": reason}),
+                    ),
                 }
-                self.state_dirty = true;
             }
+            self.state_dirty = true;
             self.seen.insert(id, (rec, conn));
         }
-        let (evicted, lost) = self.ctx.stats.evictions_since(self.evictions_seen);
+        let (evicted, lost) = self.ctx.writer.stats().evictions_since(self.evictions_seen);
         if lost > 0 {
             self.dropped_events += lost;
         }
@@ -417,7 +418,12 @@ impl Mqtt {
                 self.state_dirty = true;
             }
         }
-        let errors = self.ctx.stats.storage_errors.load(Ordering::Relaxed);
+        let errors = self
+            .ctx
+            .writer
+            .stats()
+            .storage_errors
+            .load(Ordering::Relaxed);
         if errors != self.storage_errors_seen {
             self.event(
                 "StorageError",

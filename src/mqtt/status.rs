@@ -14,7 +14,7 @@ use crate::playback::time::format_full;
 /// The `R/state` document. `bitrate_bps` per camera is measured by the caller over the last
 /// state interval. The `uplink` object is there only with an uploader (never faked).
 pub fn state_json(ctx: &Context, bitrate_bps: &HashMap<String, u64>) -> Value {
-    let used = ctx.stats.used_bytes.load(Ordering::Relaxed);
+    let used = ctx.writer.stats().used_bytes.load(Ordering::Relaxed);
     let mut cams = serde_json::Map::new();
     for c in &ctx.cameras {
         let s = &c.status;
@@ -46,7 +46,7 @@ pub fn state_json(ctx: &Context, bitrate_bps: &HashMap<String, u64>) -> Value {
         let evicted: u64 = ctx
             .cameras
             .iter()
-            .map(|c| ctx.stats.evictions_of(&c.id).unuploaded_bytes)
+            .map(|c| ctx.writer.stats().evictions_of(&c.id).unuploaded_bytes)
             .sum();
         doc["uplink"] = json!({
             "state": u.state,
