@@ -17,7 +17,7 @@ CREATE TABLE run (
     id            INTEGER PRIMARY KEY,
     camera        TEXT    NOT NULL,
     start_utc_ns  INTEGER NOT NULL,              -- wall-clock time of the run's first fragment
-    reason        TEXT    NOT NULL               -- 'connect' | 'reconnect' | 'clock_step' | 'restart' | 'codec_change' | 'rebuild'
+    reason        TEXT    NOT NULL               -- 'connect' | 'reconnect' | 'restart' | 'clock_step' | 'codec_change' | 'dropped' | 'recovered' | 'rebuild' (store::segmenter::RunReason)
 );
 CREATE INDEX run_camera_start ON run (camera, start_utc_ns);
 
@@ -334,7 +334,8 @@ impl Index {
         Ok(Index { conn })
     }
 
-    /// Starts a run and returns its id.
+    /// Starts a run and returns its id. `reason` is a
+    /// [`crate::store::segmenter::RunReason`] name.
     pub fn insert_run(
         &self,
         camera: &str,
@@ -972,6 +973,22 @@ impl Index {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_schema_comment_names_every_run_reason() {
+        use crate::store::segmenter::RunReason;
+        let line = SCHEMA_V1
+            .lines()
+            .find(|l| l.trim_start().starts_with("reason"))
+            .unwrap();
+        for r in RunReason::ALL {
+            assert!(
+                line.contains(&format!("'{}'", r.as_str())),
+                "{r} missing: {line}"
+            );
+        }
+        assert_eq!(line.matches('\'').count(), 2 * RunReason::ALL.len());
+    }
     use super::*;
 
     fn seg(camera: &str, run: i64, start: i64, path: &str) -> SegmentRow {

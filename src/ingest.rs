@@ -21,8 +21,11 @@ use gstreamer_app as gst_app;
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
+use crate::clock::{mono_ns, now_utc_ns};
 use crate::config::{CameraConfig, PipelineElements, TimeSource, Transport};
-use crate::store::writer::{now_utc_ns, Fragment, Payload, WriterHandle, WriterMsg};
+use crate::store::segfile::Payload;
+use crate::store::segmenter::RunReason;
+use crate::store::writer::{Fragment, WriterHandle, WriterMsg};
 
 /// Initialises GStreamer and registers the statically linked fMP4 muxer (`isofmp4mux`).
 pub fn init_gstreamer() -> Result<(), gst::glib::Error> {
@@ -149,7 +152,7 @@ struct Held {
     decode_time: u64,
     running_ns: u64,
     duration_ns: u64,
-    new_run: Option<&'static str>,
+    new_run: Option<RunReason>,
     /// Its time by the system clock if it arrived while no timeline existed; used if no sender
     /// report ever comes.
     system_utc_ns: Option<i64>,
@@ -161,20 +164,10 @@ struct SinkState {
     status: Arc<CameraStatus>,
     time_source: TimeSource,
     timeline: Option<Timeline>,
-    next_new_run: Option<&'static str>,
+    next_new_run: Option<RunReason>,
     pending: Vec<Held>,
     pending_since: Option<Instant>,
     rtcp_missing: bool,
-}
-
-fn mono_ns() -> i64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 impl SinkState {
@@ -240,7 +233,7 @@ impl SinkState {
             if stepped {
                 warn!(camera = %self.camera, "clock stepped by more than 1 s: starting a new run");
                 self.timeline = None;
-                self.next_new_run.get_or_insert("clock_step");
+                self.next_new_run.get_or_insert(RunReason::ClockStep);
             }
         }
         let decode_time = first
@@ -358,7 +351,7 @@ impl SinkState {
                     .store(utc_ns, Ordering::Relaxed);
             } else {
                 warn!(camera = %self.camera, "writer queue full: fragment dropped");
-                self.next_new_run = Some("dropped");
+                self.next_new_run = Some(RunReason::Dropped);
             }
         }
     }
@@ -406,6 +399,7 @@ impl CameraSupervisor {
         let camera: Arc<str> = Arc::from(self.cfg.id.as_str());
         let mut backoff = camera_backoff();
         let mut attempt = 0u64;
+        let mut ran_before = false;
         while !self.stop.load(Ordering::Relaxed) {
             if self.status.switched_off.load(Ordering::Relaxed) {
                 if self.status.recording.swap(false, Ordering::Relaxed) {
@@ -419,8 +413,15 @@ impl CameraSupervisor {
             if !self.status.recording.swap(true, Ordering::Relaxed) {
                 info!(camera = %camera, "recording");
             }
-            let reason = if attempt == 0 { "connect" } else { "reconnect" };
+            // The first connection of the process, a connection after recording was switched on
+            // again, or one after the camera was lost.
+            let reason = match (attempt, ran_before) {
+                (0, false) => RunReason::Connect,
+                (0, true) => RunReason::Restart,
+                _ => RunReason::Reconnect,
+            };
             attempt += 1;
+            ran_before = true;
             let started = Instant::now();
             let got_media = Arc::new(AtomicBool::new(false));
             let ended = match self.run_pipeline(&camera, reason, &got_media) {
@@ -474,7 +475,7 @@ impl CameraSupervisor {
     fn run_pipeline(
         &self,
         camera: &Arc<str>,
-        reason: &'static str,
+        reason: RunReason,
         got_media: &Arc<AtomicBool>,
     ) -> Result<Ended, String> {
         let pipeline = gst::Pipeline::with_name(&format!("cam-{}", self.cfg.id));
@@ -603,6 +604,12 @@ impl CameraSupervisor {
                     }
                     if mux.has_property("send-force-keyunit") {
                         mux.set_property("send-force-keyunit", false);
+                    }
+                    // A camera that changes resolution or codec parameters: the muxer emits a
+                    // new init segment before the next fragment (the writer starts a
+                    // `codec_change` run on it) instead of failing on incompatible caps.
+                    if mux.has_property("header-update-mode") {
+                        mux.set_property_from_str("header-update-mode", "caps");
                     }
                     // Media time continues across runs: tfdt counts from 1970 (UTC at the
                     // pipeline's start plus its running time), so a reconnect never sends a

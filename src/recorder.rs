@@ -14,7 +14,8 @@ use tracing::info;
 use crate::config::Config;
 use crate::control::Switches;
 use crate::ingest::{init_gstreamer, CameraStatus, CameraSupervisor};
-use crate::store::writer::{CameraPolicy, Writer, WriterConfig, WriterMsg, WriterStats};
+use crate::store::stats::WriterStats;
+use crate::store::writer::{CameraPolicy, Writer, WriterConfig, WriterMsg};
 use crate::store::{fsutil, recover, Store};
 
 /// Runs the recorder until `stop` becomes true, then flushes every camera's last fragment, closes

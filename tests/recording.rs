@@ -523,6 +523,66 @@ fn records_h265() {
     assert_all_decode(&site);
 }
 
+/// A camera that changes its resolution mid-stream (new SPS/PPS, so a new init segment): the open
+/// segment closes at once, a new run (`codec_change`) starts without a reconnect, every segment
+/// decodes, and each file's own `moov` gives the size its fragments were encoded at.
+#[test]
+fn resolution_change_starts_a_codec_change_run() {
+    let cam = TestCam::start(&[
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--switch-size",
+        "480x272",
+    ]);
+    let site = Site::new(
+        "max_size_mib = 64\nmin_free_mib = 0",
+        &[("lobby", cam.url(), "")],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(20), "first media", || {
+        site.segments().iter().any(|s| s.duration_ns > 0)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    cam.switch_size();
+    wait_for(Duration::from_secs(20), "a second run", || {
+        site.segments().len() >= 2
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let log = rec.log_text();
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    assert!(
+        !log.contains("camera lost"),
+        "the change must not be handled as a lost camera: {log}"
+    );
+    let segs = site.complete();
+    assert_eq!(segs.len(), 2, "{segs:?}");
+    assert_ne!(segs[0].run_id, segs[1].run_id);
+    let ix = edgerec::index::Index::open_read_only(&site.index_path()).unwrap();
+    let reasons: Vec<String> = ix.runs("lobby").unwrap().into_iter().map(|r| r.2).collect();
+    assert_eq!(reasons, ["connect", "codec_change"]);
+    let sizes: Vec<String> = segs
+        .iter()
+        .map(|s| {
+            let out = std::process::Command::new("ffprobe")
+                .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+                .args(["stream=width,height", "-of", "csv=p=0"])
+                .arg(site.store().join(&s.path))
+                .output()
+                .expect("ffprobe");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        })
+        .collect();
+    assert_eq!(sizes, ["320,240", "480,272"]);
+    // The change shows as a gap of at most a fragment: the runs meet.
+    assert!((segs[1].start_utc_ns - segs[0].end_utc_ns()).abs() < 2 * GOP_NS);
+    assert_all_decode(&site);
+    let (clean, out) = site.fsck(&[]);
+    assert!(clean, "fsck: {out}");
+}
+
 /// A camera that answers 401 is retried with backoff and never disturbs another camera; its
 /// credentials never reach the log.
 #[test]

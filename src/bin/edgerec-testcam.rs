@@ -52,6 +52,19 @@ struct Args {
     /// Password for --user.
     #[arg(long)]
     password: Option<String>,
+    /// A second picture size, `WIDTHxHEIGHT`: each SIGUSR1 switches the stream between it and
+    /// --width x --height mid-stream (the encoder sends new SPS/PPS, as a camera whose
+    /// resolution is changed in its web page does).
+    #[arg(long, value_parser = parse_size)]
+    switch_size: Option<(u32, u32)>,
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("expected WIDTHxHEIGHT, got {s:?}"))?;
+    let n = |v: &str| v.parse::<u32>().map_err(|e| format!("{v:?}: {e}"));
+    Ok((n(w)?, n(h)?))
 }
 
 fn launch_line(a: &Args) -> Result<String, String> {
@@ -83,13 +96,19 @@ fn launch_line(a: &Args) -> Result<String, String> {
         ),
         other => return Err(format!("--codec must be h264 or h265, got {other:?}")),
     };
-    Ok(format!("( {source} ! {raw} ! {enc} )"))
+    Ok(format!(
+        "( {source} ! videoscale ! capsfilter name=size caps=\"{raw}\" ! {enc} )"
+    ))
 }
 
 fn raw_caps(a: &Args) -> String {
+    sized_caps(a, a.width, a.height)
+}
+
+fn sized_caps(a: &Args, width: u32, height: u32) -> String {
     format!(
-        "video/x-raw,format=I420,width={},height={},framerate={}/1",
-        a.width, a.height, a.fps
+        "video/x-raw,format=I420,width={width},height={height},framerate={}/1",
+        a.fps
     )
 }
 
@@ -180,6 +199,41 @@ fn run(a: &Args) -> Result<(), String> {
     let factory = rtsp::RTSPMediaFactory::new();
     factory.set_launch(&launch_line(a)?);
     factory.set_shared(true);
+    // Capsfilters of the running media, for --switch-size.
+    let sizes: std::sync::Arc<std::sync::Mutex<Vec<gst::glib::WeakRef<gst::Element>>>> =
+        Default::default();
+    {
+        let sizes = sizes.clone();
+        factory.connect_media_configure(move |_, media| {
+            if let Some(f) = media
+                .element()
+                .downcast_ref::<gst::Bin>()
+                .and_then(|b| b.by_name("size"))
+            {
+                sizes.lock().unwrap().push(f.downgrade());
+            }
+        });
+    }
+    if let Some((w2, h2)) = a.switch_size {
+        let flag = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone())
+            .map_err(|e| format!("SIGUSR1: {e}"))?;
+        let (first, second) = (raw_caps(a), sized_caps(a, w2, h2));
+        let mut switched = false;
+        gst::glib::timeout_add(std::time::Duration::from_millis(50), move || {
+            if flag.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                switched = !switched;
+                let caps: gst::Caps = if switched { &second } else { &first }
+                    .parse()
+                    .expect("valid caps");
+                eprintln!("edgerec-testcam: switching to {caps}");
+                for f in sizes.lock().unwrap().iter().filter_map(|w| w.upgrade()) {
+                    f.set_property("caps", &caps);
+                }
+            }
+            gst::glib::ControlFlow::Continue
+        });
+    }
     if let Some(file) = a.file.clone() {
         let raw = raw_caps(a);
         factory.connect_media_configure(move |_, media| {

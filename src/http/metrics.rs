@@ -1,6 +1,6 @@
 //! `GET /metrics`: Prometheus text exposition format 0.0.4 of the writer's counters, storage use
 //! and limit, and per-camera ingest state. Rendering only; the numbers come from
-//! [`crate::store::writer::WriterStats`] and [`crate::ingest::CameraStatus`].
+//! [`crate::store::stats::WriterStats`] and [`crate::ingest::CameraStatus`].
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
@@ -97,7 +97,7 @@ pub fn render(st: &AppState, held: &[(String, i64, i64)]) -> String {
     );
     if let Some(u) = st.upload.get() {
         let u = u.snapshot();
-        let now = crate::store::writer::now_utc_ns();
+        let now = crate::clock::now_utc_ns();
         let one = |v: f64| vec![(String::new(), v)];
         metric(
             &mut out,
@@ -197,7 +197,7 @@ pub fn render(st: &AppState, held: &[(String, i64, i64)]) -> String {
             })
         }),
     );
-    let ev = |f: fn(&crate::store::writer::EvictionTotals) -> u64| {
+    let ev = |f: fn(&crate::store::stats::EvictionTotals) -> u64| {
         per(&|c| f(&w.evictions_of(&c.id)) as f64)
     };
     metric(

@@ -39,6 +39,7 @@ use axum::Router;
 use tower::ServiceExt;
 use tracing::{info, warn};
 
+use crate::clock::now_utc_ns;
 use crate::config::valid_camera_id;
 use crate::ingest::CameraStatus;
 use crate::playback::available::available_media;
@@ -47,7 +48,7 @@ use crate::playback::filter::{parse_manifest_name, select, Format};
 use crate::playback::hls::MediaUrls;
 use crate::playback::time::format_full;
 use crate::playback::{dash, hls, ApiError};
-use crate::store::writer::{now_utc_ns, WriterStats};
+use crate::store::stats::WriterStats;
 
 /// A configured camera as the server reports it.
 pub struct CameraEntry {

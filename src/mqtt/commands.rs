@@ -12,8 +12,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::Context;
+use crate::clock::now_utc_ns;
 use crate::index::{EventInsert, EventRow};
-use crate::store::writer::{now_utc_ns, WriterMsg};
+use crate::store::writer::WriterMsg;
 
 /// A reply: `{"status": 200, "payload": ...}` or `{"status": 4xx/5xx, "error": "..."}`.
 #[derive(Debug, Clone, PartialEq)]

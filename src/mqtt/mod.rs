@@ -28,10 +28,11 @@ use serde_json::{json, Value};
 use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
+use crate::clock::now_utc_ns;
 use crate::config::MqttConfig;
 use crate::control::Switches;
 use crate::ingest::CameraStatus;
-use crate::store::writer::{now_utc_ns, WriterHandle};
+use crate::store::writer::WriterHandle;
 use commands::Reply;
 use topics::{Incoming, Topics};
 

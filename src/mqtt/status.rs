@@ -42,7 +42,7 @@ pub fn state_json(ctx: &Context, bitrate_bps: &HashMap<String, u64>) -> Value {
     });
     if let Some(u) = &ctx.upload {
         let u = u.snapshot();
-        let now = crate::store::writer::now_utc_ns();
+        let now = crate::clock::now_utc_ns();
         let evicted: u64 = ctx
             .cameras
             .iter()

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use super::recover::{adopt, fill_from_scan, list_segment_files, recover, truncate_to_valid};
+use super::segmenter::RunReason;
 use super::{layout, Store, StoreError};
 use crate::index::SegmentState;
 use crate::mp4;
@@ -130,7 +131,7 @@ pub fn repair(store: &mut Store) -> Result<Vec<Problem>, StoreError> {
             Problem::Orphan(rel) => {
                 let camera = rel.split('/').nth(1).unwrap_or_default().to_owned();
                 if store.abs(rel).exists() && !store.index().has_path(rel)? {
-                    adopt(store, &camera, rel)?;
+                    adopt(store, &camera, rel, RunReason::Recovered)?;
                 }
             }
             Problem::NeedsRecovery(_) => {}
@@ -149,7 +150,7 @@ pub fn rebuild(store: &mut Store) -> Result<u64, StoreError> {
         let mut prev_end: Option<i64> = None;
         let mut run_id = 0;
         for rel in list_segment_files(store.root(), &cam, None)? {
-            if !adopt(store, &cam, &rel)? {
+            if !adopt(store, &cam, &rel, RunReason::Rebuild)? {
                 continue;
             }
             n += 1;

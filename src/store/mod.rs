@@ -4,11 +4,16 @@
 //! crash-safe order: creating ([`writer`]), deleting ([`Store::delete_segments`]), recovering after
 //! a crash ([`recover`]) and checking ([`fsck`]). The GStreamer side never touches the card.
 
+pub mod chores;
 pub mod fsck;
 pub mod fsutil;
 pub mod layout;
 pub mod live;
+pub mod reclaim;
 pub mod recover;
+pub mod segfile;
+pub mod segmenter;
+pub mod stats;
 pub mod writer;
 
 use std::collections::BTreeSet;

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use super::fsutil::{allocated_bytes, fsync_dir};
 use super::layout::{self, parse_segment_name};
+use super::segmenter::RunReason;
 use super::{io_at, Store, StoreError};
 use crate::index::{FragmentEntry, SegmentRow, SegmentState};
 use crate::mp4::{self, SegmentScan};
@@ -135,7 +136,7 @@ pub fn recover(store: &mut Store) -> Result<RecoveryReport, StoreError> {
             if store.index().has_path(&rel)? {
                 continue;
             }
-            if adopt(store, &camera, &rel)? {
+            if adopt(store, &camera, &rel, RunReason::Recovered)? {
                 rep.orphans_adopted += 1;
             } else {
                 rep.empty_removed += 1;
@@ -146,9 +147,15 @@ pub fn recover(store: &mut Store) -> Result<RecoveryReport, StoreError> {
 }
 
 /// Adopts a file that has no row: scans it, truncates a torn tail and inserts a complete row in a
-/// run of its own (reason `recovered`). Removes it if it holds no complete fragment or its name is
+/// run of its own (`reason`: [`RunReason::Recovered`] after a crash, [`RunReason::Rebuild`] for
+/// `fsck --rebuild`). Removes it if it holds no complete fragment or its name is
 /// not a segment name. Returns whether it was adopted.
-pub fn adopt(store: &mut Store, camera: &str, rel: &str) -> Result<bool, StoreError> {
+pub fn adopt(
+    store: &mut Store,
+    camera: &str,
+    rel: &str,
+    reason: RunReason,
+) -> Result<bool, StoreError> {
     let path = store.abs(rel);
     let name = Path::new(rel)
         .file_name()
@@ -163,7 +170,7 @@ pub fn adopt(store: &mut Store, camera: &str, rel: &str) -> Result<bool, StoreEr
         return Ok(false);
     }
     truncate_to_valid(&path, &scan)?;
-    let run_id = store.index().insert_run(camera, start, "recovered")?;
+    let run_id = store.index().insert_run(camera, start, reason.as_str())?;
     let mut row = SegmentRow {
         id: 0,
         camera: camera.to_owned(),

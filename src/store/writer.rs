@@ -2,54 +2,42 @@
 //!
 //! Ingest threads hand it init segments and fragments through a byte-bounded queue
 //! ([`WriterHandle`]; a full queue drops the fragment and starts a new run, it never blocks a
-//! pipeline). The writer appends fragments to each camera's open segment, rolls segments at
-//! `segment_length` on a fragment boundary, syncs per `sync_interval`, evicts before a write would
-//! pass the size limit or the free-space floor (DESIGN section 5), applies retention, and commits
-//! one index transaction per segment. Crash-safe order (DESIGN section 4, invariant 3): the file is
-//! created with `O_EXCL`, written and `fdatasync`ed, its directory `fsync`ed, then its row is
-//! committed; closing syncs again before the row is marked complete.
+//! pipeline). For each camera a [`Segmenter`] decides what happens to each input (start a run,
+//! create, append, roll, sync, close); the writer executes those actions in the crash-safe order
+//! (DESIGN section 4, invariant 3): a file is created with `O_EXCL`, written and `fdatasync`ed,
+//! its directory `fsync`ed, then its row is committed; closing syncs again before the row is
+//! marked complete, and one index transaction covers each segment. Before each write the
+//! [`Reclaimer`] makes room under the size limit and the free-space floor (DESIGN section 5).
+//!
+//! Not here: when to roll or start a run ([`super::segmenter`]), what to evict
+//! ([`super::reclaim`]), counters ([`super::stats`]), index chores that only pass through the
+//! writer because it owns the one index connection ([`super::chores`]).
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
-use super::fsutil::{self, allocated_bytes, fsync_dir, is_enospc, round_up};
-use super::layout::{self, segment_rel_path};
+use super::fsutil::is_enospc;
 use super::live::LiveSegments;
-use super::{Store, StoreError};
-use crate::index::{FragmentEntry, Inserted, SegmentRow, SegmentState};
+use super::reclaim::{storage_error, Cause, KeepPolicy, Limits, Reclaimer};
+use super::segfile::{Payload, SegmentFile};
+use super::segmenter::{Action, FragmentInfo, Input, RunReason, Segmenter, SegmenterConfig};
+use super::stats::WriterStats;
+use super::{chores, Store, StoreError};
+use crate::clock::{Clock, SystemClock};
+use crate::index::{FragmentEntry, SegmentRow, SegmentState};
 
 /// Bytes of media that may wait in the writer's queue before fragments are dropped.
 pub const DEFAULT_QUEUE_BYTES: u64 = 16 * 1024 * 1024;
 
-/// The bytes of one fragment, written without copying where the source allows it.
-pub trait Payload: Send + 'static {
-    /// Length in bytes.
-    fn len(&self) -> usize;
-    /// Whether there are no bytes.
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-    /// Writes all bytes to `f` at its current position.
-    fn write_to(&self, f: &mut File) -> io::Result<()>;
-}
-
-impl Payload for Vec<u8> {
-    fn len(&self) -> usize {
-        Vec::len(self)
-    }
-    fn write_to(&self, f: &mut File) -> io::Result<()> {
-        f.write_all(self)
-    }
-}
+/// How often the writer applies retention.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
 
 /// One fragment (`moof` + `mdat`, starting at a keyframe) from a camera.
 pub struct Fragment {
@@ -63,14 +51,16 @@ pub struct Fragment {
     pub duration_ns: u64,
     /// Base media decode time (`tfdt`) in the track's timescale ticks, 0 if unknown.
     pub decode_time: u64,
-    /// `Some(reason)` if this fragment starts a new run (`connect`, `reconnect`, `clock_step`,
-    /// `restart`, `dropped`): the media timeline is not continuous with the previous fragment.
-    pub new_run: Option<&'static str>,
+    /// `Some(reason)` if this fragment starts a new run: the media timeline is not continuous
+    /// with the previous fragment.
+    pub new_run: Option<RunReason>,
 }
 
 /// Messages to the writer.
 pub enum WriterMsg {
-    /// A camera's init segment (`ftyp` + `moov`); every later segment of the camera starts with it.
+    /// A camera's init segment (`ftyp` + `moov`); every later segment of the camera starts with
+    /// it. One with other bytes in the middle of a run closes the open segment and starts a new
+    /// run (`codec_change`).
     Init {
         /// Camera id.
         camera: Arc<str>,
@@ -100,118 +90,6 @@ pub enum WriterMsg {
     },
     /// Close every open segment, commit, and end the thread.
     Shutdown,
-}
-
-/// One eviction, as reported to operators (MQTT `MediaEvicted`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EvictionRecord {
-    /// Sequence number, from 1, growing by one per record.
-    pub seq: u64,
-    /// Camera id.
-    pub camera: String,
-    /// Start of the evicted media, UTC ns.
-    pub start_utc_ns: i64,
-    /// End of the evicted media, UTC ns.
-    pub end_utc_ns: i64,
-    /// Allocated bytes freed.
-    pub bytes: u64,
-    /// Whether it had been uploaded.
-    pub uploaded: bool,
-}
-
-/// How many recent eviction records [`WriterStats::evictions_since`] can return.
-pub const EVICTION_LOG_LEN: usize = 1024;
-
-/// Counters the writer keeps; read by status reporting.
-#[derive(Debug, Default)]
-pub struct WriterStats {
-    /// Fragment bytes written to segment files.
-    pub bytes_written: AtomicU64,
-    /// Fragments written.
-    pub fragments_written: AtomicU64,
-    /// Segments closed.
-    pub segments_closed: AtomicU64,
-    /// Segments deleted to stay under the size limit or free-space floor.
-    pub evicted_segments: AtomicU64,
-    /// Allocated bytes freed by eviction.
-    pub evicted_bytes: AtomicU64,
-    /// Segments deleted by retention.
-    pub expired_segments: AtomicU64,
-    /// Fragments dropped (queue full or no space after eviction).
-    pub dropped_fragments: AtomicU64,
-    /// Storage errors other than a full disk.
-    pub storage_errors: AtomicU64,
-    /// Bytes in use: media (allocated) plus index, as last computed.
-    pub used_bytes: AtomicU64,
-    /// Increments on every loop turn that made progress; a watchdog compares it over time.
-    pub heartbeat: AtomicU64,
-    /// Eviction totals per camera id.
-    pub evictions: std::sync::Mutex<std::collections::BTreeMap<String, EvictionTotals>>,
-    /// The last [`EVICTION_LOG_LEN`] evictions.
-    pub eviction_log: std::sync::Mutex<std::collections::VecDeque<EvictionRecord>>,
-}
-
-/// What eviction took from one camera since the process started.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct EvictionTotals {
-    /// Segments evicted.
-    pub segments: u64,
-    /// Allocated bytes freed.
-    pub bytes: u64,
-    /// Segments evicted before they were uploaded (seed `000_*`: the cloud copy lacks them).
-    pub unuploaded_segments: u64,
-    /// Allocated bytes of those.
-    pub unuploaded_bytes: u64,
-    /// Media duration of those, ns.
-    pub unuploaded_ns: u64,
-}
-
-impl WriterStats {
-    /// Eviction totals of `camera` (zeros if nothing was evicted).
-    pub fn evictions_of(&self, camera: &str) -> EvictionTotals {
-        self.evictions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(camera)
-            .copied()
-            .unwrap_or_default()
-    }
-
-    /// Evictions with a sequence number above `seq`, oldest first, and the number of records
-    /// that fell out of the log before they could be read.
-    pub fn evictions_since(&self, seq: u64) -> (Vec<EvictionRecord>, u64) {
-        let log = self.eviction_log.lock().unwrap_or_else(|e| e.into_inner());
-        let lost = log.front().map_or(0, |f| f.seq.saturating_sub(seq + 1));
-        (log.iter().filter(|r| r.seq > seq).cloned().collect(), lost)
-    }
-
-    fn count_eviction(&self, v: &SegmentRow) {
-        {
-            let mut log = self.eviction_log.lock().unwrap_or_else(|e| e.into_inner());
-            let seq = log.back().map_or(1, |b| b.seq + 1);
-            if log.len() == EVICTION_LOG_LEN {
-                log.pop_front();
-            }
-            log.push_back(EvictionRecord {
-                seq,
-                camera: v.camera.clone(),
-                start_utc_ns: v.start_utc_ns,
-                end_utc_ns: v.end_utc_ns(),
-                bytes: v.alloc_bytes.max(0) as u64,
-                uploaded: v.uploaded_utc_ns.is_some(),
-            });
-        }
-        let mut m = self.evictions.lock().unwrap_or_else(|e| e.into_inner());
-        let t = m.entry(v.camera.clone()).or_default();
-        let bytes = v.alloc_bytes.max(0) as u64;
-        t.segments += 1;
-        t.bytes += bytes;
-        if v.uploaded_utc_ns.is_none() {
-            t.unuploaded_segments += 1;
-            t.unuploaded_bytes += bytes;
-            t.unuploaded_ns += v.duration_ns.max(0) as u64;
-        }
-    }
 }
 
 /// Per-camera settings the writer needs.
@@ -291,54 +169,78 @@ impl WriterHandle {
     }
 }
 
+/// A camera's open segment: its row (fragments as written) and its file.
 struct OpenSegment {
     row: SegmentRow,
-    file: File,
-    abs: PathBuf,
-    last_sync: Instant,
-    synced: bool,
+    file: SegmentFile,
 }
 
-#[derive(Default)]
-struct CamState {
-    /// The camera's init segment (shared by every segment of the run, not copied) and its
-    /// sample entry four-cc and media timescale, read once when it arrives.
-    init: Option<(Arc<[u8]>, String, u32)>,
+struct Cam {
+    seg: Segmenter,
     run_id: Option<i64>,
     open: Option<OpenSegment>,
-    pending_reason: Option<&'static str>,
 }
 
 /// The writer; run it with [`Writer::spawn`].
 pub struct Writer {
     store: Store,
     cfg: WriterConfig,
-    cams: HashMap<Arc<str>, CamState>,
+    clock: Arc<dyn Clock>,
+    cams: HashMap<Arc<str>, Cam>,
+    reclaim: Reclaimer,
     stats: Arc<WriterStats>,
     live: LiveSegments,
     queued_bytes: Arc<AtomicU64>,
-    complete_alloc: u64,
-    block_size: u64,
-    last_housekeeping: Instant,
+    last_tick_mono_ns: i64,
+    last_housekeeping_mono_ns: Option<i64>,
 }
 
 impl Writer {
-    /// Creates a writer over a recovered store.
-    pub fn new(mut store: Store, cfg: WriterConfig) -> Result<Writer, StoreError> {
-        let complete_alloc = store.index().total_alloc_bytes()?;
-        let block_size = fsutil::fs_stats(store.root())
-            .map(|s| s.block_size)
-            .unwrap_or(4096);
+    /// Creates a writer over a recovered store, on the system clock.
+    ///
+    /// Errors: the index cannot be read.
+    pub fn new(store: Store, cfg: WriterConfig) -> Result<Writer, StoreError> {
+        Self::with_clock(store, cfg, Arc::new(SystemClock))
+    }
+
+    /// Creates a writer over a recovered store on `clock` (tests use a simulated one).
+    ///
+    /// Errors: the index cannot be read.
+    pub fn with_clock(
+        mut store: Store,
+        cfg: WriterConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Writer, StoreError> {
+        let policies = cfg
+            .cameras
+            .iter()
+            .map(|(c, p)| {
+                (
+                    c.clone(),
+                    KeepPolicy {
+                        retention: p.retention,
+                    },
+                )
+            })
+            .collect();
+        let limits = Limits {
+            index_path: cfg.index_path.clone(),
+            max_size_bytes: cfg.max_size_bytes,
+            min_free_bytes: cfg.min_free_bytes,
+        };
+        let reclaim = Reclaimer::new(&mut store, limits, policies)?;
+        let now = clock.mono_ns();
         Ok(Writer {
             store,
             cfg,
+            clock,
             cams: HashMap::new(),
+            reclaim,
             stats: Arc::new(WriterStats::default()),
             live: LiveSegments::new(),
             queued_bytes: Arc::new(AtomicU64::new(0)),
-            complete_alloc,
-            block_size,
-            last_housekeeping: Instant::now() - Duration::from_secs(3600),
+            last_tick_mono_ns: now,
+            last_housekeeping_mono_ns: None,
         })
     }
 
@@ -359,326 +261,238 @@ impl Writer {
     }
 
     fn run(mut self, rx: Receiver<WriterMsg>) {
-        self.housekeeping();
+        self.tick();
         loop {
             match rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(WriterMsg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
                 Ok(m) => self.handle(m),
                 Err(RecvTimeoutError::Timeout) => {}
             }
-            if self.last_housekeeping.elapsed() >= Duration::from_secs(10) {
-                self.housekeeping();
-            }
+            self.tick();
             self.stats.heartbeat.fetch_add(1, Ordering::Relaxed);
         }
+        self.shutdown();
+        info!("storage writer stopped; all segments closed");
+    }
+
+    /// Closes every open segment and checkpoints the index.
+    fn shutdown(&mut self) {
         let cams: Vec<Arc<str>> = self.cams.keys().cloned().collect();
         for c in cams {
-            self.end_run(&c);
+            self.input(&c, Input::EndRun);
         }
         if let Err(e) = self.store.index().checkpoint() {
             warn!("index checkpoint at shutdown: {e}");
         }
-        info!("storage writer stopped; all segments closed");
+    }
+
+    /// Once a second: tick every camera's segmenter (syncs); every 10 s: retention.
+    fn tick(&mut self) {
+        let now = self.clock.mono_ns();
+        if now - self.last_tick_mono_ns >= 1_000_000_000 {
+            self.last_tick_mono_ns = now;
+            let cams: Vec<Arc<str>> = self.cams.keys().cloned().collect();
+            for c in cams {
+                self.input(&c, Input::Tick);
+            }
+        }
+        let due = self
+            .last_housekeeping_mono_ns
+            .is_none_or(|t| now - t >= HOUSEKEEPING_INTERVAL.as_nanos() as i64);
+        if due {
+            self.last_housekeeping_mono_ns = Some(now);
+            let utc = self.clock.utc_ns();
+            self.reclaim
+                .apply_retention(&mut self.store, &self.live, &self.stats, utc);
+        }
     }
 
     fn handle(&mut self, m: WriterMsg) {
         match m {
-            WriterMsg::Init { camera, data } => {
-                let st = self.cams.entry(camera).or_default();
-                let (codec, timescale) = codec_of(&data);
-                st.init = Some((Arc::from(data), codec, timescale));
-            }
+            WriterMsg::Init { camera, data } => self.input(&camera, Input::Init(Arc::from(data))),
             WriterMsg::Fragment(f) => {
                 let n = f.payload.len() as u64;
                 self.on_fragment(f);
                 self.queued_bytes.fetch_sub(n, Ordering::Relaxed);
             }
-            WriterMsg::EndRun { camera } => self.end_run(&camera),
+            WriterMsg::EndRun { camera } => self.input(&camera, Input::EndRun),
             WriterMsg::AddEvent { event, reply } => {
-                let r = self
-                    .store
-                    .index()
-                    .insert_event(&event)
-                    .map_err(|e| e.to_string());
-                let _ = reply.try_send(r);
+                let _ = reply.try_send(chores::add_event(&mut self.store, &event));
             }
             WriterMsg::Uploaded { id, at_utc_ns } => {
-                if let Err(e) = self.store.index().set_uploaded(id, at_utc_ns) {
-                    warn!(segment = id, "cannot record the upload: {e}");
-                }
+                chores::record_upload(&mut self.store, id, at_utc_ns)
             }
             WriterMsg::Shutdown => {}
         }
     }
 
-    fn policy(&self, camera: &str) -> &CameraPolicy {
-        self.cfg
-            .cameras
-            .get(camera)
-            .unwrap_or(&self.cfg.default_policy)
+    fn cam(&mut self, camera: &Arc<str>) -> &mut Cam {
+        if !self.cams.contains_key(camera) {
+            let p = self
+                .cfg
+                .cameras
+                .get(&**camera)
+                .unwrap_or(&self.cfg.default_policy);
+            let seg = Segmenter::new(SegmenterConfig {
+                segment_length_ns: p.segment_length.as_nanos() as u64,
+                sync_interval_ns: self.cfg.sync_interval.as_nanos() as u64,
+            });
+            self.cams.insert(
+                camera.clone(),
+                Cam {
+                    seg,
+                    run_id: None,
+                    open: None,
+                },
+            );
+        }
+        self.cams.get_mut(camera).expect("camera state")
     }
 
-    /// Closes a camera's open segment and forgets its run.
-    fn end_run(&mut self, camera: &Arc<str>) {
-        let open = self.cams.get_mut(camera).and_then(|c| {
-            c.run_id = None;
-            c.open.take()
-        });
-        if let Some(o) = open {
-            if let Err(e) = self.close_segment(o, None) {
-                self.storage_error(camera, &e);
-            }
-            self.live.closed(camera);
-        }
-    }
-
-    fn storage_error(&self, camera: &str, e: &dyn std::fmt::Display) {
-        self.stats.storage_errors.fetch_add(1, Ordering::Relaxed);
-        error!(camera, "storage error: {e}");
-    }
-
-    /// Syncs and closes `o`, then commits it as complete together with `next` (if any) as the
-    /// next open row; returns what the new row was given.
-    fn close_segment(
-        &mut self,
-        mut o: OpenSegment,
-        next: Option<&SegmentRow>,
-    ) -> Result<Option<Inserted>, StoreError> {
-        if !o.synced {
-            o.file.sync_data().map_err(super::io_at(&o.abs))?;
-        }
-        if let Some(d) = o.abs.parent() {
-            fsync_dir(d).map_err(super::io_at(d))?;
-        }
-        let meta = o.file.metadata().map_err(super::io_at(&o.abs))?;
-        o.row.alloc_bytes =
-            allocated_bytes(&meta).max(round_up(meta.len(), self.block_size)) as i64;
-        o.row.state = SegmentState::Complete;
-        let inserted = self.store.index().roll(Some(&o.row), next)?;
-        self.complete_alloc += o.row.alloc_bytes as u64;
-        self.stats.segments_closed.fetch_add(1, Ordering::Relaxed);
-        debug!(camera = %o.row.camera, path = %o.row.path, bytes = o.row.size_bytes,
-               duration_ms = o.row.duration_ns / 1_000_000, "segment closed");
-        Ok(inserted)
-    }
-
-    fn open_alloc(&self) -> u64 {
-        self.cams
-            .values()
-            .filter_map(|c| c.open.as_ref())
-            .map(|o| round_up(o.row.size_bytes as u64, self.block_size))
-            .sum()
-    }
-
-    /// Evicts whole complete segments, oldest first (uploaded ones before the others), until `n`
-    /// more bytes fit under the size limit and above the free-space floor. Returns false if the
-    /// room cannot be made (only open segments left).
-    fn ensure_space(&mut self, n: u64) -> bool {
-        let n = round_up(n, self.block_size);
-        loop {
-            let used =
-                self.complete_alloc + self.open_alloc() + Store::index_bytes(&self.cfg.index_path);
-            self.stats.used_bytes.store(used, Ordering::Relaxed);
-            let over = (used + n).saturating_sub(self.cfg.max_size_bytes);
-            let free = fsutil::fs_stats(self.store.root())
-                .map(|s| s.free_bytes)
-                .unwrap_or(u64::MAX);
-            let short = (self.cfg.min_free_bytes + n).saturating_sub(free);
-            let need = over.max(short);
-            if need == 0 {
-                return true;
-            }
-            let why = if over >= short {
-                "size limit"
-            } else {
-                "free-space floor"
-            };
-            if !self.evict(need, why) {
-                return false;
-            }
-        }
-    }
-
-    /// Deletes at least `need` allocated bytes of complete segments in eviction order. Returns
-    /// false if there was nothing to delete.
-    fn evict(&mut self, need: u64, why: &str) -> bool {
-        let candidates = match self.store.index().eviction_candidates(64) {
-            Ok(c) => c,
-            Err(e) => {
-                self.storage_error("-", &e);
-                return false;
-            }
-        };
-        let mut victims = Vec::new();
-        let mut freed = 0u64;
-        for c in candidates {
-            if freed >= need {
-                break;
-            }
-            freed += c.alloc_bytes.max(1) as u64;
-            victims.push(c);
-        }
-        if victims.is_empty() {
-            return false;
-        }
-        self.live
-            .deleted(&victims.iter().map(|v| v.id).collect::<Vec<_>>());
-        match self.store.delete_segments(&victims) {
-            Ok(d) => {
-                self.complete_alloc = self.complete_alloc.saturating_sub(d.alloc_bytes);
-                self.stats
-                    .evicted_segments
-                    .fetch_add(d.segments, Ordering::Relaxed);
-                self.stats
-                    .evicted_bytes
-                    .fetch_add(d.alloc_bytes, Ordering::Relaxed);
-                for v in &victims {
-                    self.stats.count_eviction(v);
-                    let (s, e) = (layout::utc(v.start_utc_ns), layout::utc(v.end_utc_ns()));
-                    if v.uploaded_utc_ns.is_none() {
-                        info!(camera = %v.camera, from = %s, to = %e, bytes = v.alloc_bytes,
-                              uploaded = false, "evicted ({why})");
-                    } else {
-                        debug!(camera = %v.camera, from = %s, to = %e, bytes = v.alloc_bytes,
-                               uploaded = true, "evicted ({why})");
-                    }
-                }
-                true
-            }
-            Err(e) => {
-                self.storage_error("-", &e);
-                false
-            }
-        }
-    }
-
-    /// Retention: deletes complete segments older than each camera's `retention`.
-    fn housekeeping(&mut self) {
-        self.last_housekeeping = Instant::now();
-        let now = now_utc_ns();
-        let with_retention: Vec<(String, Duration)> = self
-            .cfg
-            .cameras
-            .iter()
-            .filter_map(|(c, p)| p.retention.map(|r| (c.clone(), r)))
-            .collect();
-        for (camera, retention) in with_retention {
-            let before = now - retention.as_nanos() as i64;
-            loop {
-                let expired = match self.store.index().expired(&camera, before, 256) {
-                    Ok(v) if !v.is_empty() => v,
-                    Ok(_) => break,
-                    Err(e) => {
-                        self.storage_error(&camera, &e);
-                        break;
-                    }
-                };
-                self.live
-                    .deleted(&expired.iter().map(|v| v.id).collect::<Vec<_>>());
-                match self.store.delete_segments(&expired) {
-                    Ok(d) => {
-                        self.complete_alloc = self.complete_alloc.saturating_sub(d.alloc_bytes);
-                        self.stats
-                            .expired_segments
-                            .fetch_add(d.segments, Ordering::Relaxed);
-                        info!(
-                            camera,
-                            segments = d.segments,
-                            "retention deleted media older than {:?}",
-                            retention
-                        );
-                    }
-                    Err(e) => {
-                        self.storage_error(&camera, &e);
-                        break;
-                    }
-                }
+    /// Feeds an input that carries no fragment and executes what it asks (close, sync).
+    fn input(&mut self, camera: &Arc<str>, i: Input) {
+        let now = self.clock.mono_ns();
+        for a in self.cam(camera).seg.handle(i, now) {
+            match a {
+                Action::Close => self.close(camera),
+                Action::Sync => self.sync(camera),
+                other => debug_assert!(false, "{other:?} without a fragment"),
             }
         }
     }
 
     fn on_fragment(&mut self, f: Fragment) {
         let camera = f.camera.clone();
-        let seg_len = self.policy(&camera).segment_length.as_nanos() as i64;
-        let st = self.cams.entry(camera.clone()).or_default();
-        let Some(init_len) = st.init.as_ref().map(|(i, _, _)| i.len()) else {
-            warn!(camera = %camera, "fragment before init segment: dropped");
-            self.stats.dropped_fragments.fetch_add(1, Ordering::Relaxed);
-            return;
+        let info = FragmentInfo {
+            duration_ns: f.duration_ns,
+            size_bytes: f.payload.len() as u64,
+            new_run: f.new_run,
         };
-        let mut reason = f.new_run.or(st.pending_reason.take());
-        if st.run_id.is_none() && reason.is_none() {
-            reason = Some("connect");
-        }
-        if reason.is_some() && st.run_id.is_some() {
-            self.end_run(&camera);
-        }
-        let st = self.cams.get(&camera).expect("camera state");
-        let roll = match &st.open {
-            None => true,
-            Some(o) => o.row.duration_ns >= seg_len,
-        };
-        let need = f.payload.len() as u64 + if roll { init_len as u64 } else { 0 };
-        for attempt in 0..3 {
-            if !self.ensure_space(need) {
-                warn!(camera = %camera, "no room for a fragment even after eviction: dropped");
-                break;
-            }
-            let res = if roll {
-                self.start_segment(&camera, &f, reason)
-            } else {
-                self.append(&camera, &f)
-            };
-            match res {
-                Ok(()) => {
-                    self.stats
-                        .bytes_written
-                        .fetch_add(f.payload.len() as u64, Ordering::Relaxed);
-                    self.stats.fragments_written.fetch_add(1, Ordering::Relaxed);
+        let now = self.clock.mono_ns();
+        let actions = self.cam(&camera).seg.handle(Input::Fragment(info), now);
+        let mut written = false;
+        for a in actions {
+            let ok = match a {
+                Action::Drop => {
+                    warn!(camera = %camera, "fragment before init segment: dropped");
+                    self.stats.dropped_fragments.fetch_add(1, Ordering::Relaxed);
                     return;
                 }
-                Err(e) if is_enospc_err(&e) => {
-                    warn!(camera = %camera, attempt, "filesystem full: evicting and retrying");
-                    if !self.evict(need.max(8 * 1024 * 1024), "disk full") {
-                        break;
-                    }
+                Action::Close => {
+                    self.close(&camera);
+                    true
                 }
-                Err(e) => {
-                    self.storage_error(&camera, &e);
-                    break;
+                Action::Sync => {
+                    self.sync(&camera);
+                    true
                 }
+                Action::StartRun(reason) => self.start_run(&camera, reason, f.utc_ns),
+                Action::Create | Action::Roll | Action::Append { .. } => {
+                    written = self.write(&camera, a, &f);
+                    written
+                }
+            };
+            if !ok {
+                break;
             }
         }
-        // The fragment is lost: the timeline has a hole, so the next fragment starts a new run.
-        self.stats.dropped_fragments.fetch_add(1, Ordering::Relaxed);
-        self.end_run(&camera);
-        if let Some(st) = self.cams.get_mut(&camera) {
-            st.pending_reason = Some("dropped");
+        if written {
+            self.stats
+                .bytes_written
+                .fetch_add(f.payload.len() as u64, Ordering::Relaxed);
+            self.stats.fragments_written.fetch_add(1, Ordering::Relaxed);
+        } else {
+            // The fragment is lost: the timeline has a hole, so the next fragment starts a run.
+            self.stats.dropped_fragments.fetch_add(1, Ordering::Relaxed);
+            self.input(&camera, Input::WriteFailed);
         }
     }
 
-    /// Appends a fragment to the open segment, undoing a partial write on error.
-    fn append(&mut self, camera: &Arc<str>, f: &Fragment) -> Result<(), StoreError> {
-        let sync_interval = self.cfg.sync_interval;
+    fn start_run(&mut self, camera: &Arc<str>, reason: RunReason, utc_ns: i64) -> bool {
+        match self
+            .store
+            .index()
+            .insert_run(camera, utc_ns, reason.as_str())
+        {
+            Ok(r) => {
+                self.cam(camera).run_id = Some(r);
+                info!(camera = %camera, run = r, reason = %reason, "run started");
+                true
+            }
+            Err(e) => {
+                storage_error(&self.stats, camera, &e);
+                false
+            }
+        }
+    }
+
+    fn open_alloc(&self) -> u64 {
+        self.cams
+            .values()
+            .filter_map(|c| c.open.as_ref())
+            .map(|o| self.reclaim.blocks(o.file.len))
+            .sum()
+    }
+
+    /// Executes a create, roll or append of `f`: makes room first, and on `ENOSPC` evicts and
+    /// tries again (three times). Returns false if the fragment could not be written.
+    fn write(&mut self, camera: &Arc<str>, a: Action, f: &Fragment) -> bool {
+        let init_len = match a {
+            Action::Create | Action::Roll => self
+                .cams
+                .get(camera)
+                .and_then(|c| c.seg.init())
+                .map_or(0, |i| i.len() as u64),
+            _ => 0,
+        };
+        let need = f.payload.len() as u64 + init_len;
+        for attempt in 0..3 {
+            let open_alloc = self.open_alloc();
+            if !self.reclaim.ensure_space(
+                &mut self.store,
+                &self.live,
+                &self.stats,
+                need,
+                open_alloc,
+            ) {
+                warn!(camera = %camera, "no room for a fragment even after eviction: dropped");
+                return false;
+            }
+            let res = match a {
+                Action::Append { sync } => self.append(camera, f, sync),
+                _ => self.create(camera, f, a == Action::Roll),
+            };
+            match res {
+                Ok(()) => return true,
+                Err(e) if is_enospc_err(&e) => {
+                    warn!(camera = %camera, attempt, "filesystem full: evicting and retrying");
+                    if !self.reclaim.evict(
+                        &mut self.store,
+                        &self.live,
+                        &self.stats,
+                        need.max(8 * 1024 * 1024),
+                        Cause::DiskFull,
+                    ) {
+                        return false;
+                    }
+                }
+                Err(e) => {
+                    storage_error(&self.stats, camera, &e);
+                    return false;
+                }
+            }
+        }
+        false
+    }
+
+    /// Appends a fragment to the open segment.
+    fn append(&mut self, camera: &Arc<str>, f: &Fragment, sync: bool) -> Result<(), StoreError> {
         let o = self
             .cams
             .get_mut(camera)
             .and_then(|c| c.open.as_mut())
-            .expect("open segment");
-        let before = o.row.size_bytes as u64;
-        match write_payload(
-            &mut o.file,
-            f.payload.as_ref(),
-            sync_interval,
-            &mut o.last_sync,
-        ) {
-            Ok(synced) => o.synced = synced,
-            Err(e) => {
-                let _ = o.file.set_len(before);
-                let _ = std::io::Seek::seek(&mut o.file, io::SeekFrom::Start(before));
-                return Err(super::io_at(&o.abs)(e));
-            }
-        }
+            .expect("append needs an open segment");
+        o.file.append(f.payload.as_ref(), sync)?;
         o.row.size_bytes += f.payload.len() as i64;
         o.row.duration_ns += f.duration_ns as i64;
         o.row.fragments.push(entry(f));
@@ -686,60 +500,32 @@ impl Writer {
         Ok(())
     }
 
-    /// Creates the next segment file with the init segment and this fragment, then commits it
-    /// (closing the previous segment of the camera in the same transaction).
-    fn start_segment(
-        &mut self,
-        camera: &Arc<str>,
-        f: &Fragment,
-        reason: Option<&'static str>,
-    ) -> Result<(), StoreError> {
+    /// Creates the next segment file with the init segment and this fragment, then commits its
+    /// row; with `roll`, the camera's open segment is closed in the same transaction.
+    fn create(&mut self, camera: &Arc<str>, f: &Fragment, roll: bool) -> Result<(), StoreError> {
         let root = self.store.root().to_owned();
-        let st = self.cams.get_mut(camera).expect("camera state");
-        let (init, codec, timescale) = st.init.clone().expect("init");
-        let run_id = match st.run_id {
-            Some(r) => r,
-            None => {
-                let r =
-                    self.store
-                        .index()
-                        .insert_run(camera, f.utc_ns, reason.unwrap_or("connect"))?;
-                self.cams.get_mut(camera).expect("camera state").run_id = Some(r);
-                info!(camera = %camera, run = r, reason = reason.unwrap_or("connect"), "run started");
-                r
-            }
-        };
-        let (file, abs, rel, start) = create_exclusive(&root, camera, f.utc_ns)?;
-        let mut file = file;
-        let mut last_sync = Instant::now();
-        let written = file.write_all(&init).and_then(|_| {
-            write_payload(
-                &mut file,
-                f.payload.as_ref(),
-                Duration::ZERO,
-                &mut last_sync,
-            )
-            .map(|_| ())
-        });
-        if let Err(e) = written {
-            drop(file);
-            let _ = std::fs::remove_file(&abs);
-            return Err(super::io_at(&abs)(e));
-        }
-        let dir = abs.parent().expect("segment dir").to_owned();
-        fsync_dir(&dir).map_err(super::io_at(&dir))?;
-        let row = SegmentRow {
+        let cam = self.cams.get_mut(camera).expect("camera state");
+        let init = cam
+            .seg
+            .init()
+            .expect("create needs an init segment")
+            .clone();
+        let run_id = cam.run_id.expect("create needs a run");
+        let (codec, timescale) = codec_of(&init);
+        let (file, start) =
+            SegmentFile::create(&root, camera, f.utc_ns, &init, f.payload.as_ref())?;
+        let mut row = SegmentRow {
             id: 0,
             camera: camera.to_string(),
             run_id,
             start_utc_ns: start,
             duration_ns: f.duration_ns as i64,
-            size_bytes: (init.len() + f.payload.len()) as i64,
+            size_bytes: file.len as i64,
             alloc_bytes: 0,
             init_size_bytes: init.len() as i64,
             fragments: vec![entry(f)],
             codec,
-            path: rel,
+            path: file.rel.clone(),
             state: SegmentState::Open,
             uploaded_utc_ns: None,
             timescale,
@@ -748,25 +534,67 @@ impl Writer {
             disc_seq: 0,
             disc_start: false,
         };
-        let prev = self.cams.get_mut(camera).and_then(|c| c.open.take());
-        let inserted = match prev {
-            Some(p) => self.close_segment(p, Some(&row))?,
-            None => self.store.index().roll(None, Some(&row))?,
+        let prev = if roll { cam.open.take() } else { None };
+        let committed = match prev {
+            Some(p) => self.finish(p, Some(&row)),
+            None => self
+                .store
+                .index()
+                .roll(None, Some(&row))
+                .map_err(StoreError::from),
         };
-        let mut row = row;
+        let inserted = match committed {
+            Ok(i) => i,
+            Err(e) => {
+                let _ = std::fs::remove_file(&file.abs);
+                return Err(e);
+            }
+        };
         if let Some(i) = inserted {
             (row.id, row.media_seq, row.disc_seq, row.disc_start) =
                 (i.id, i.media_seq, i.disc_seq, i.disc_start);
         }
         self.live.opened(&row);
-        self.cams.get_mut(camera).expect("camera state").open = Some(OpenSegment {
-            row,
-            file,
-            abs,
-            last_sync,
-            synced: true,
-        });
+        self.cam(camera).open = Some(OpenSegment { row, file });
         Ok(())
+    }
+
+    /// Syncs and closes `o`, then commits it as complete together with `next` (if any) as the
+    /// next open row; returns what the new row was given.
+    fn finish(
+        &mut self,
+        o: OpenSegment,
+        next: Option<&SegmentRow>,
+    ) -> Result<Option<crate::index::Inserted>, StoreError> {
+        let OpenSegment { mut row, file } = o;
+        row.alloc_bytes = file.finish(self.reclaim.block_size())? as i64;
+        row.state = SegmentState::Complete;
+        let inserted = self.store.index().roll(Some(&row), next)?;
+        self.reclaim.closed(row.alloc_bytes as u64);
+        self.stats.segments_closed.fetch_add(1, Ordering::Relaxed);
+        debug!(camera = %row.camera, path = %row.path, bytes = row.size_bytes,
+               duration_ms = row.duration_ns / 1_000_000, "segment closed");
+        Ok(inserted)
+    }
+
+    /// Closes a camera's open segment (if any) and forgets its run.
+    fn close(&mut self, camera: &Arc<str>) {
+        let cam = self.cam(camera);
+        cam.run_id = None;
+        if let Some(o) = cam.open.take() {
+            if let Err(e) = self.finish(o, None) {
+                storage_error(&self.stats, camera, &e);
+            }
+            self.live.closed(camera);
+        }
+    }
+
+    fn sync(&mut self, camera: &Arc<str>) {
+        if let Some(o) = self.cam(camera).open.as_mut() {
+            if let Err(e) = o.file.sync() {
+                storage_error(&self.stats, camera, &e);
+            }
+        }
     }
 }
 
@@ -781,77 +609,165 @@ fn entry(f: &Fragment) -> FragmentEntry {
     }
 }
 
-/// Writes a payload, then `fdatasync`s if the last sync is at least `sync_interval` old.
-/// Returns whether the file is synced now.
-fn write_payload(
-    file: &mut File,
-    p: &dyn Payload,
-    sync_interval: Duration,
-    last_sync: &mut Instant,
-) -> io::Result<bool> {
-    p.write_to(file)?;
-    if last_sync.elapsed() >= sync_interval {
-        file.sync_data()?;
-        *last_sync = Instant::now();
-        return Ok(true);
-    }
-    Ok(false)
-}
-
-/// Creates a new segment file with `O_EXCL`; if the name is taken (a clock stepped back), the
-/// start is moved forward by 1 ms until a free name is found. Returns (file, abs, rel, start).
-fn create_exclusive(
-    root: &Path,
-    camera: &str,
-    mut start: i64,
-) -> Result<(File, PathBuf, String, i64), StoreError> {
-    for _ in 0..1000 {
-        let rel = segment_rel_path(camera, start);
-        let abs = root.join(&rel);
-        let dir = abs.parent().expect("segment dir");
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(super::io_at(dir))?;
-            // Make the new directories durable before the file inside them.
-            let media = root.join(layout::MEDIA_DIR);
-            let mut d = dir.to_path_buf();
-            while d.starts_with(&media) {
-                if let Some(p) = d.parent() {
-                    fsync_dir(p).map_err(super::io_at(p))?;
-                    d = p.to_path_buf();
-                } else {
-                    break;
-                }
-            }
-        }
-        match std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&abs)
-        {
-            Ok(f) => return Ok((f, abs, rel, start)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => start += 1_000_000,
-            Err(e) => return Err(super::io_at(&abs)(e)),
-        }
-    }
-    Err(StoreError::Io {
-        path: root.join(segment_rel_path(camera, start)),
-        source: io::Error::new(io::ErrorKind::AlreadyExists, "no free segment name"),
-    })
-}
-
-/// The sample entry four-cc of an init segment (`avc1`, `hvc1`, ...), or `unknown`.
-/// The sample entry four-cc and the media timescale of an init segment.
+/// The sample entry four-cc (`avc1`, `hvc1`, ...; `unknown` if unreadable) and the media
+/// timescale (0 if unknown) of an init segment.
 fn codec_of(init: &[u8]) -> (String, u32) {
     crate::mp4::scan(&mut io::Cursor::new(init))
         .map(|s| (s.codec, s.timescale))
         .unwrap_or_else(|_| ("unknown".into(), 0))
 }
 
-/// The system clock as UTC ns since 1970.
-pub fn now_utc_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SimulatedClock;
+
+    const S: i64 = 1_000_000_000;
+    const T0: i64 = 1_576_900_868_000_000_000;
+
+    fn writer(dir: &std::path::Path, clock: &SimulatedClock) -> Writer {
+        let index_path = dir.join("index.sqlite3");
+        let store = Store::open(dir, &index_path).unwrap();
+        let policy = CameraPolicy {
+            segment_length: Duration::from_secs(3),
+            retention: None,
+        };
+        let cfg = WriterConfig {
+            index_path,
+            max_size_bytes: 1 << 30,
+            min_free_bytes: 0,
+            sync_interval: Duration::ZERO,
+            cameras: HashMap::from([("cam".to_string(), policy.clone())]),
+            default_policy: policy,
+        };
+        Writer::with_clock(store, cfg, Arc::new(clock.clone())).unwrap()
+    }
+
+    fn frag(clock: &SimulatedClock, bytes: &[u8]) -> WriterMsg {
+        let f = Fragment {
+            camera: Arc::from("cam"),
+            payload: Box::new(bytes.to_vec()),
+            utc_ns: clock.utc_ns(),
+            duration_ns: S as u64,
+            decode_time: 0,
+            new_run: None,
+        };
+        clock.advance(S);
+        WriterMsg::Fragment(f)
+    }
+
+    fn init(data: &[u8]) -> WriterMsg {
+        WriterMsg::Init {
+            camera: Arc::from("cam"),
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_new_init_segment_mid_run_closes_the_segment_and_starts_a_codec_change_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = SimulatedClock::new(T0);
+        let mut w = writer(dir.path(), &clock);
+        w.handle(init(b"INIT-640x480"));
+        w.handle(frag(&clock, b"f1"));
+        w.handle(frag(&clock, b"f2"));
+        w.handle(init(b"INIT-1280x720"));
+        w.handle(frag(&clock, b"f3"));
+        w.shutdown();
+        let ix = w.store.index();
+        let runs: Vec<String> = ix.runs("cam").unwrap().into_iter().map(|r| r.2).collect();
+        assert_eq!(runs, ["connect", "codec_change"]);
+        let segs = ix.all_segments().unwrap();
+        assert_eq!(segs.len(), 2);
+        assert!(segs.iter().all(|s| s.state == SegmentState::Complete));
+        assert_ne!(segs[0].run_id, segs[1].run_id);
+        assert_eq!(segs[1].start_utc_ns, T0 + 2 * S);
+        let read = |s: &SegmentRow| std::fs::read(dir.path().join(&s.path)).unwrap();
+        assert_eq!(read(&segs[0]), b"INIT-640x480f1f2");
+        assert_eq!(read(&segs[1]), b"INIT-1280x720f3");
+        assert_eq!(segs[1].init_size_bytes, 13);
+    }
+
+    #[test]
+    fn segments_roll_at_segment_length_and_end_runs_close_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = SimulatedClock::new(T0);
+        let mut w = writer(dir.path(), &clock);
+        w.handle(init(b"I"));
+        for _ in 0..4 {
+            w.handle(frag(&clock, b"ff"));
+        }
+        w.handle(WriterMsg::EndRun {
+            camera: Arc::from("cam"),
+        });
+        w.handle(frag(&clock, b"gg"));
+        w.shutdown();
+        let ix = w.store.index();
+        let segs = ix.all_segments().unwrap();
+        let shape: Vec<(i64, i64, usize)> = segs
+            .iter()
+            .map(|s| {
+                (
+                    (s.start_utc_ns - T0) / S,
+                    s.duration_ns / S,
+                    s.fragments.len(),
+                )
+            })
+            .collect();
+        assert_eq!(shape, [(0, 3, 3), (3, 1, 1), (4, 1, 1)]);
+        assert_eq!(segs[0].run_id, segs[1].run_id);
+        let runs: Vec<String> = ix.runs("cam").unwrap().into_iter().map(|r| r.2).collect();
+        assert_eq!(runs, ["connect", "reconnect"]);
+        assert_eq!(w.stats.fragments_written.load(Ordering::Relaxed), 5);
+        assert_eq!(w.stats.segments_closed.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn a_fragment_before_any_init_segment_is_dropped_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = SimulatedClock::new(T0);
+        let mut w = writer(dir.path(), &clock);
+        w.handle(frag(&clock, b"f"));
+        assert_eq!(w.stats.dropped_fragments.load(Ordering::Relaxed), 1);
+        assert!(w.store.index().all_segments().unwrap().is_empty());
+    }
+
+    #[test]
+    fn retention_runs_on_the_writer_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = SimulatedClock::new(T0);
+        let mut w = writer(dir.path(), &clock);
+        w.cfg.cameras.get_mut("cam").unwrap().retention = Some(Duration::from_secs(60));
+        let policies = HashMap::from([(
+            "cam".to_string(),
+            KeepPolicy {
+                retention: Some(Duration::from_secs(60)),
+            },
+        )]);
+        let limits = Limits {
+            index_path: w.cfg.index_path.clone(),
+            max_size_bytes: 1 << 30,
+            min_free_bytes: 0,
+        };
+        w.reclaim = Reclaimer::new(&mut w.store, limits, policies).unwrap();
+        w.handle(init(b"I"));
+        for _ in 0..4 {
+            w.handle(frag(&clock, b"ff"));
+        }
+        w.tick();
+        assert_eq!(w.store.index().all_segments().unwrap().len(), 2);
+        // 63 s after the first segment ended (at T0 + 3 s), only it has expired.
+        clock.advance(62 * S);
+        w.tick();
+        let left: Vec<i64> = w
+            .store
+            .index()
+            .all_segments()
+            .unwrap()
+            .iter()
+            .map(|s| (s.start_utc_ns - T0) / S)
+            .collect();
+        assert_eq!(left, [3]);
+        assert_eq!(w.stats.expired_segments.load(Ordering::Relaxed), 1);
+    }
 }

@@ -23,9 +23,10 @@ use object_store::{Attribute, Attributes, ObjectStore, PutOptions, PutPayload, W
 use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
+use crate::clock::now_utc_ns;
 use crate::config::UploadConfig;
 use crate::index::{Index, SegmentRow};
-use crate::store::writer::{now_utc_ns, WriterHandle, WriterMsg};
+use crate::store::writer::{WriterHandle, WriterMsg};
 
 /// Uplink state as operators see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -125,6 +125,16 @@ impl TestCam {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGUSR1 (with `--switch-size`: switch the picture size mid-stream).
+    pub fn switch_size(&self) {
+        let ok = Command::new("kill")
+            .args(["-USR1", &self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill -USR1 testcam");
+    }
+
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
         self.child = Self::spawn(self.port, &self.args);
