@@ -135,10 +135,7 @@ fn main() {
             min_free_bytes: 0,
             sync_interval: Duration::ZERO,
             cameras: Default::default(),
-            default_policy: CameraPolicy {
-                segment_length: Duration::from_secs(30),
-                retention: None,
-            },
+            default_policy: CameraPolicy::cvr(Duration::from_secs(30), None),
         },
     )
     .unwrap();

@@ -38,6 +38,9 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                 CameraPolicy {
                     segment_length: c.segment_length,
                     retention: c.retention,
+                    mode: c.mode,
+                    gate: c.signal_gate.gate,
+                    clip_retention: c.signal_gate.clip_retention,
                 },
             )
         })
@@ -50,10 +53,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             min_free_bytes: cfg.storage.min_free_bytes,
             sync_interval: cfg.storage.sync_interval,
             cameras,
-            default_policy: CameraPolicy {
-                segment_length: cfg.storage.segment_length,
-                retention: None,
-            },
+            default_policy: CameraPolicy::cvr(cfg.storage.segment_length, None),
         },
     )?;
     let (handle, writer_thread) = writer.spawn()?;

@@ -5,6 +5,7 @@
 //! a crash ([`recover`]) and checking ([`fsck`]). The GStreamer side never touches the card.
 
 pub mod chores;
+pub mod clips;
 pub mod fsck;
 pub mod fsutil;
 pub mod layout;

@@ -29,6 +29,13 @@ pub struct KeepPolicy {
     /// Delete complete segments that ended longer ago than this (`retention`, e.g. `P7D`);
     /// `None`: keep until evicted for space.
     pub retention: Option<Duration>,
+    /// Clip media (segments a clip covers) is kept this long instead (`clip_retention`, at least
+    /// `retention`); `None`: like other media.
+    pub clip_retention: Option<Duration>,
+    /// EVR cameras: transient media (no clip covers it) is deleted once it ended longer ago than
+    /// this pre-roll horizon (`-activation_signal_offset + activation_evaluation_window + one
+    /// segment length`, DESIGN section 9). `None` for CVR cameras.
+    pub transient_horizon: Option<Duration>,
 }
 
 /// Limits of the card.
@@ -198,8 +205,35 @@ impl Reclaimer {
         }
     }
 
+    /// The pre-roll ring: deletes every EVR camera's complete transient segments that ended
+    /// longer than its pre-roll horizon before `now_utc_ns` (cheap: a partial index holds only
+    /// transient rows, so the writer runs it every second).
+    pub fn trim_preroll(
+        &mut self,
+        store: &mut Store,
+        live: &LiveSegments,
+        stats: &WriterStats,
+        now_utc_ns: i64,
+    ) {
+        let mut rings: Vec<(String, Duration)> = self
+            .policies
+            .iter()
+            .filter_map(|(c, p)| p.transient_horizon.map(|h| (c.clone(), h)))
+            .collect();
+        rings.sort();
+        for (camera, h) in rings {
+            self.delete_transient(
+                store,
+                live,
+                stats,
+                &camera,
+                now_utc_ns - h.as_nanos() as i64,
+            );
+        }
+    }
+
     /// Retention: deletes every complete segment that ended at least its camera's `retention`
-    /// before `now_utc_ns`.
+    /// (clip media: `clip_retention`) before `now_utc_ns`.
     pub fn apply_retention(
         &mut self,
         store: &mut Store,
@@ -207,16 +241,21 @@ impl Reclaimer {
         stats: &WriterStats,
         now_utc_ns: i64,
     ) {
-        let mut with_retention: Vec<(String, Duration)> = self
+        let mut cameras: Vec<(String, KeepPolicy)> = self
             .policies
             .iter()
-            .filter_map(|(c, p)| p.retention.map(|r| (c.clone(), r)))
+            .map(|(c, p)| (c.clone(), p.clone()))
             .collect();
-        with_retention.sort();
-        for (camera, retention) in with_retention {
-            let before = now_utc_ns - retention.as_nanos() as i64;
+        cameras.sort_by(|a, b| a.0.cmp(&b.0));
+        for (camera, p) in cameras {
+            if p.retention.is_none() && p.clip_retention.is_none() {
+                continue;
+            }
+            let ago = |d: Option<Duration>| d.map(|d| now_utc_ns - d.as_nanos() as i64);
+            let before = ago(p.retention).unwrap_or(i64::MIN);
+            let clip_before = ago(p.clip_retention).unwrap_or(before);
             loop {
-                let expired = match store.index().expired(&camera, before, 256) {
+                let expired = match store.index().expired(&camera, before, clip_before, 256) {
                     Ok(v) if !v.is_empty() => v,
                     Ok(_) => break,
                     Err(e) => {
@@ -232,9 +271,10 @@ impl Reclaimer {
                         info!(
                             camera,
                             segments = d.segments,
-                            "{} deleted media older than {:?}",
-                            Cause::Retention.as_str(),
-                            retention
+                            retention = ?p.retention,
+                            clip_retention = ?p.clip_retention,
+                            "{} deleted old media",
+                            Cause::Retention.as_str()
                         );
                     }
                     Err(e) => {
@@ -242,6 +282,37 @@ impl Reclaimer {
                         break;
                     }
                 }
+            }
+        }
+    }
+
+    /// Deletes `camera`'s complete transient segments that ended at or before `before_utc_ns`.
+    fn delete_transient(
+        &mut self,
+        store: &mut Store,
+        live: &LiveSegments,
+        stats: &WriterStats,
+        camera: &str,
+        before_utc_ns: i64,
+    ) {
+        loop {
+            let old = match store.index().transient_expired(camera, before_utc_ns, 256) {
+                Ok(v) if !v.is_empty() => v,
+                Ok(_) => return,
+                Err(e) => return storage_error(stats, camera, &e),
+            };
+            match self.delete(store, live, &old) {
+                Ok(d) => {
+                    stats
+                        .transient_deleted_segments
+                        .fetch_add(d.segments, Ordering::Relaxed);
+                    tracing::debug!(
+                        camera,
+                        segments = d.segments,
+                        "pre-roll ring: transient media deleted"
+                    );
+                }
+                Err(e) => return storage_error(stats, camera, &e),
             }
         }
     }

@@ -29,7 +29,7 @@ pub struct EvictionRecord {
     pub uploaded: bool,
 }
 
-/// How many recent eviction records [`WriterStats::evictions_since`] can return.
+/// How many recent records a [`SeqLog`] keeps (evictions, clip changes).
 pub const EVICTION_LOG_LEN: usize = 1024;
 
 /// Counters the writer keeps; read by status reporting.
@@ -47,6 +47,8 @@ pub struct WriterStats {
     pub evicted_bytes: AtomicU64,
     /// Segments deleted by retention.
     pub expired_segments: AtomicU64,
+    /// An EVR camera's transient segments deleted past the pre-roll horizon.
+    pub transient_deleted_segments: AtomicU64,
     /// Fragments dropped (queue full or no space after eviction).
     pub dropped_fragments: AtomicU64,
     /// Storage errors other than a full disk.
@@ -58,7 +60,95 @@ pub struct WriterStats {
     /// Eviction totals per camera id.
     pub evictions: Mutex<BTreeMap<String, EvictionTotals>>,
     /// The last [`EVICTION_LOG_LEN`] evictions.
-    pub eviction_log: Mutex<VecDeque<EvictionRecord>>,
+    pub eviction_log: SeqLog<EvictionRecord>,
+    /// The last [`EVICTION_LOG_LEN`] clip changes (EVR), for MQTT's operational events.
+    pub clip_log: SeqLog<ClipNotice>,
+    /// Clips opened (EVR and CVR cameras), per camera.
+    pub clips_opened: Mutex<BTreeMap<String, u64>>,
+    /// Seconds of media inside closed clips (requested start to end), per camera.
+    pub clip_seconds: Mutex<BTreeMap<String, f64>>,
+    /// Events the signal gate dropped as late, per camera.
+    pub late_events_dropped: Mutex<BTreeMap<String, u64>>,
+}
+
+/// A log of the newest records, each with a sequence number that grows by one per record, so a
+/// reader can ask for what it has not seen and learn how many it missed.
+#[derive(Debug)]
+pub struct SeqLog<T> {
+    inner: Mutex<VecDeque<(u64, T)>>,
+    capacity: usize,
+}
+
+impl<T> Default for SeqLog<T> {
+    fn default() -> Self {
+        SeqLog {
+            inner: Mutex::new(VecDeque::new()),
+            capacity: EVICTION_LOG_LEN,
+        }
+    }
+}
+
+impl<T: Clone> SeqLog<T> {
+    /// Appends a record made from its sequence number (from 1); the oldest falls out when full.
+    pub fn push_with(&self, make: impl FnOnce(u64) -> T) {
+        let mut log = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = log.back().map_or(1, |b| b.0 + 1);
+        if log.len() == self.capacity {
+            log.pop_front();
+        }
+        log.push_back((seq, make(seq)));
+    }
+
+    /// Records with a sequence number above `seq`, oldest first, and the number of records that
+    /// fell out of the log before they could be read.
+    pub fn since(&self, seq: u64) -> (Vec<T>, u64) {
+        let log = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let lost = log.front().map_or(0, |f| f.0.saturating_sub(seq + 1));
+        (
+            log.iter()
+                .filter(|r| r.0 > seq)
+                .map(|r| r.1.clone())
+                .collect(),
+            lost,
+        )
+    }
+
+    /// The newest sequence number (0 if none yet).
+    pub fn last_seq(&self) -> u64 {
+        let log = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        log.back().map_or(0, |b| b.0)
+    }
+}
+
+/// What happened to a clip, for MQTT's LVA-shaped operational events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClipChange {
+    /// The clip opened (LVA `RecordingStarted`).
+    Started,
+    /// Its media from the requested start to the event is durable on the card (LVA
+    /// `RecordingAvailable`).
+    Available,
+    /// It closed (LVA `RecordingStopped`).
+    Stopped,
+}
+
+/// One clip change, with the clip as it was then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClipNotice {
+    /// Sequence number in [`WriterStats::clip_log`].
+    pub seq: u64,
+    /// What happened.
+    pub change: ClipChange,
+    /// Camera id.
+    pub camera: String,
+    /// The clip's row id.
+    pub clip_id: i64,
+    /// Requested start, UTC ns.
+    pub start_utc_ns: i64,
+    /// Requested end (so far), UTC ns.
+    pub end_utc_ns: i64,
+    /// Why it closed (`Stopped` only).
+    pub close_reason: Option<&'static str>,
 }
 
 /// What eviction took from one camera since the process started.
@@ -90,9 +180,34 @@ impl WriterStats {
     /// Evictions with a sequence number above `seq`, oldest first, and the number of records
     /// that fell out of the log before they could be read.
     pub fn evictions_since(&self, seq: u64) -> (Vec<EvictionRecord>, u64) {
-        let log = self.eviction_log.lock().unwrap_or_else(|e| e.into_inner());
-        let lost = log.front().map_or(0, |f| f.seq.saturating_sub(seq + 1));
-        (log.iter().filter(|r| r.seq > seq).cloned().collect(), lost)
+        self.eviction_log.since(seq)
+    }
+
+    /// Adds `n` to a per-camera counter.
+    pub fn bump(map: &Mutex<BTreeMap<String, u64>>, camera: &str, n: u64) {
+        *map.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(camera.to_owned())
+            .or_default() += n;
+    }
+
+    /// A per-camera counter (0 if never counted).
+    pub fn get(map: &Mutex<BTreeMap<String, u64>>, camera: &str) -> u64 {
+        map.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(camera)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Seconds kept in closed clips of `camera`.
+    pub fn clip_seconds_of(&self, camera: &str) -> f64 {
+        self.clip_seconds
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(camera)
+            .copied()
+            .unwrap_or(0.0)
     }
 
     /// Records evicted segments: the log, the per-camera totals, and a log line per segment
@@ -113,21 +228,14 @@ impl WriterStats {
     }
 
     fn count_eviction(&self, v: &SegmentRow) {
-        {
-            let mut log = self.eviction_log.lock().unwrap_or_else(|e| e.into_inner());
-            let seq = log.back().map_or(1, |b| b.seq + 1);
-            if log.len() == EVICTION_LOG_LEN {
-                log.pop_front();
-            }
-            log.push_back(EvictionRecord {
-                seq,
-                camera: v.camera.clone(),
-                start_utc_ns: v.start_utc_ns,
-                end_utc_ns: v.end_utc_ns(),
-                bytes: v.alloc_bytes.max(0) as u64,
-                uploaded: v.uploaded_utc_ns.is_some(),
-            });
-        }
+        self.eviction_log.push_with(|seq| EvictionRecord {
+            seq,
+            camera: v.camera.clone(),
+            start_utc_ns: v.start_utc_ns,
+            end_utc_ns: v.end_utc_ns(),
+            bytes: v.alloc_bytes.max(0) as u64,
+            uploaded: v.uploaded_utc_ns.is_some(),
+        });
         let mut m = self.evictions.lock().unwrap_or_else(|e| e.into_inner());
         let t = m.entry(v.camera.clone()).or_default();
         let bytes = v.alloc_bytes.max(0) as u64;

@@ -23,6 +23,7 @@ use std::time::Duration;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tracing::{debug, info, warn};
 
+use super::clips::Clips;
 use super::fsutil::is_enospc;
 use super::live::LiveSegments;
 use super::reclaim::{storage_error, Cause, KeepPolicy, Limits, Reclaimer};
@@ -31,6 +32,9 @@ use super::segmenter::{Action, FragmentInfo, Input, RunReason, Segmenter, Segmen
 use super::stats::WriterStats;
 use super::{chores, Store, StoreError};
 use crate::clock::{Clock, SystemClock};
+use crate::config::Mode;
+use crate::evr::gate::GateConfig;
+use crate::index::EventInsert;
 use crate::index::{FragmentEntry, SegmentRow, SegmentState};
 
 /// Bytes of media that may wait in the writer's queue before fragments are dropped.
@@ -99,6 +103,35 @@ pub struct CameraPolicy {
     pub segment_length: Duration,
     /// Delete media older than this.
     pub retention: Option<Duration>,
+    /// CVR or EVR (seed `001_*`).
+    pub mode: Mode,
+    /// The signal gate's settings (clips on either mode).
+    pub gate: GateConfig,
+    /// Keep clip media this long instead of `retention`.
+    pub clip_retention: Option<Duration>,
+}
+
+impl CameraPolicy {
+    /// A CVR camera with the seed's gate settings and no clip retention.
+    pub fn cvr(segment_length: Duration, retention: Option<Duration>) -> CameraPolicy {
+        CameraPolicy {
+            segment_length,
+            retention,
+            mode: Mode::Cvr,
+            gate: GateConfig::SEED_DEFAULT,
+            clip_retention: None,
+        }
+    }
+
+    fn keep_policy(&self) -> KeepPolicy {
+        KeepPolicy {
+            retention: self.retention,
+            clip_retention: self.clip_retention,
+            transient_horizon: (self.mode == Mode::Evr).then(|| {
+                Duration::from_nanos(self.gate.preroll_horizon_ns() as u64) + self.segment_length
+            }),
+        }
+    }
 }
 
 /// Writer settings.
@@ -188,6 +221,7 @@ pub struct Writer {
     clock: Arc<dyn Clock>,
     cams: HashMap<Arc<str>, Cam>,
     reclaim: Reclaimer,
+    clips: Clips,
     stats: Arc<WriterStats>,
     live: LiveSegments,
     queued_bytes: Arc<AtomicU64>,
@@ -214,15 +248,15 @@ impl Writer {
         let policies = cfg
             .cameras
             .iter()
-            .map(|(c, p)| {
-                (
-                    c.clone(),
-                    KeepPolicy {
-                        retention: p.retention,
-                    },
-                )
-            })
+            .map(|(c, p)| (c.clone(), p.keep_policy()))
             .collect();
+        let stats = Arc::new(WriterStats::default());
+        let gates: Vec<_> = cfg
+            .cameras
+            .iter()
+            .map(|(c, p)| (c.clone(), p.mode, p.gate))
+            .collect();
+        let clips = Clips::restore(&mut store, &gates, &stats, clock.utc_ns())?;
         let limits = Limits {
             index_path: cfg.index_path.clone(),
             max_size_bytes: cfg.max_size_bytes,
@@ -236,7 +270,8 @@ impl Writer {
             clock,
             cams: HashMap::new(),
             reclaim,
-            stats: Arc::new(WriterStats::default()),
+            clips,
+            stats,
             live: LiveSegments::new(),
             queued_bytes: Arc::new(AtomicU64::new(0)),
             last_tick_mono_ns: now,
@@ -286,7 +321,8 @@ impl Writer {
         }
     }
 
-    /// Once a second: tick every camera's segmenter (syncs); every 10 s: retention.
+    /// Once a second: tick every camera's segmenter (syncs) and trim the pre-roll rings; every
+    /// loop turn: close clips whose time is up; every 10 s: retention.
     fn tick(&mut self) {
         let now = self.clock.mono_ns();
         if now - self.last_tick_mono_ns >= 1_000_000_000 {
@@ -295,6 +331,18 @@ impl Writer {
             for c in cams {
                 self.input(&c, Input::Tick);
             }
+            let utc = self.clock.utc_ns();
+            self.reclaim
+                .trim_preroll(&mut self.store, &self.live, &self.stats, utc);
+        }
+        let utc = self.clock.utc_ns();
+        let cams = &self.cams;
+        let connected = |c: &str| cams.get(c).is_some_and(|c| c.run_id.is_some());
+        if let Err(e) = self
+            .clips
+            .on_tick(&mut self.store, &self.stats, utc, connected)
+        {
+            storage_error(&self.stats, "-", &e);
         }
         let due = self
             .last_housekeeping_mono_ns
@@ -317,7 +365,20 @@ impl Writer {
             }
             WriterMsg::EndRun { camera } => self.input(&camera, Input::EndRun),
             WriterMsg::AddEvent { event, reply } => {
-                let _ = reply.try_send(chores::add_event(&mut self.store, &event));
+                let r = chores::add_event(&mut self.store, &event);
+                if r == Ok(EventInsert::Inserted) {
+                    let connected = self
+                        .cams
+                        .get(&*event.camera)
+                        .is_some_and(|c| c.run_id.is_some());
+                    if let Err(e) =
+                        self.clips
+                            .on_event(&mut self.store, &self.stats, &event, connected)
+                    {
+                        storage_error(&self.stats, &event.camera, &e);
+                    }
+                }
+                let _ = reply.try_send(r);
             }
             WriterMsg::Uploaded { id, at_utc_ns } => {
                 chores::record_upload(&mut self.store, id, at_utc_ns)
@@ -401,6 +462,8 @@ impl Writer {
                 .bytes_written
                 .fetch_add(f.payload.len() as u64, Ordering::Relaxed);
             self.stats.fragments_written.fetch_add(1, Ordering::Relaxed);
+            self.clips
+                .on_media(&self.stats, &camera, f.utc_ns + f.duration_ns as i64);
         } else {
             // The fragment is lost: the timeline has a hole, so the next fragment starts a run.
             self.stats.dropped_fragments.fetch_add(1, Ordering::Relaxed);
@@ -535,12 +598,13 @@ impl Writer {
             disc_start: false,
         };
         let prev = if roll { cam.open.take() } else { None };
+        let keep = self.clips.keep_for(camera, start);
         let committed = match prev {
-            Some(p) => self.finish(p, Some(&row)),
+            Some(p) => self.finish(p, Some((&row, keep))),
             None => self
                 .store
                 .index()
-                .roll(None, Some(&row))
+                .roll_keep(None, Some(&row), keep)
                 .map_err(StoreError::from),
         };
         let inserted = match committed {
@@ -564,12 +628,16 @@ impl Writer {
     fn finish(
         &mut self,
         o: OpenSegment,
-        next: Option<&SegmentRow>,
+        next: Option<(&SegmentRow, crate::index::Keep)>,
     ) -> Result<Option<crate::index::Inserted>, StoreError> {
         let OpenSegment { mut row, file } = o;
         row.alloc_bytes = file.finish(self.reclaim.block_size())? as i64;
         row.state = SegmentState::Complete;
-        let inserted = self.store.index().roll(Some(&row), next)?;
+        let (next, keep) = match next {
+            Some((r, k)) => (Some(r), k),
+            None => (None, crate::index::Keep::Mode),
+        };
+        let inserted = self.store.index().roll_keep(Some(&row), next, keep)?;
         self.reclaim.closed(row.alloc_bytes as u64);
         self.stats.segments_closed.fetch_add(1, Ordering::Relaxed);
         debug!(camera = %row.camera, path = %row.path, bytes = row.size_bytes,
@@ -628,10 +696,7 @@ mod tests {
     fn writer(dir: &std::path::Path, clock: &SimulatedClock) -> Writer {
         let index_path = dir.join("index.sqlite3");
         let store = Store::open(dir, &index_path).unwrap();
-        let policy = CameraPolicy {
-            segment_length: Duration::from_secs(3),
-            retention: None,
-        };
+        let policy = CameraPolicy::cvr(Duration::from_secs(3), None);
         let cfg = WriterConfig {
             index_path,
             max_size_bytes: 1 << 30,
@@ -742,6 +807,7 @@ mod tests {
             "cam".to_string(),
             KeepPolicy {
                 retention: Some(Duration::from_secs(60)),
+                ..KeepPolicy::default()
             },
         )]);
         let limits = Limits {
@@ -769,5 +835,139 @@ mod tests {
             .collect();
         assert_eq!(left, [3]);
         assert_eq!(w.stats.expired_segments.load(Ordering::Relaxed), 1);
+    }
+
+    fn evr_writer(dir: &std::path::Path, clock: &SimulatedClock) -> Writer {
+        let index_path = dir.join("index.sqlite3");
+        let store = Store::open(dir, &index_path).unwrap();
+        let policy = CameraPolicy {
+            segment_length: Duration::from_secs(3),
+            retention: None,
+            mode: Mode::Evr,
+            gate: GateConfig {
+                evaluation_window_ns: S,
+                offset_ns: -5 * S,
+                minimum_ns: 10 * S,
+                maximum_ns: 10 * S,
+                late_events: crate::evr::gate::LateEvents::Drop,
+            },
+            clip_retention: None,
+        };
+        let cfg = WriterConfig {
+            index_path,
+            max_size_bytes: 1 << 30,
+            min_free_bytes: 0,
+            sync_interval: Duration::ZERO,
+            cameras: HashMap::from([("cam".to_string(), policy.clone())]),
+            default_policy: policy,
+        };
+        Writer::with_clock(store, cfg, Arc::new(clock.clone())).unwrap()
+    }
+
+    fn event(w: &mut Writer, id: &str, time_utc_ns: i64, now: i64) -> EventInsert {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        w.handle(WriterMsg::AddEvent {
+            event: crate::index::EventRow {
+                camera: "cam".into(),
+                id: id.into(),
+                label: "door".into(),
+                time_utc_ns,
+                duration_ns: None,
+                received_utc_ns: now,
+            },
+            reply: tx,
+        });
+        rx.recv().unwrap().unwrap()
+    }
+
+    #[test]
+    fn evr_keeps_the_clip_and_deletes_the_pre_roll_ring_past_its_horizon() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = SimulatedClock::new(T0);
+        let mut w = evr_writer(dir.path(), &clock);
+        w.handle(init(b"I"));
+        for k in 0..60 {
+            if k == 30 {
+                let now = clock.utc_ns();
+                assert_eq!(event(&mut w, "e1", now, now), EventInsert::Inserted);
+                assert_eq!(event(&mut w, "e1", now, now), EventInsert::Duplicate);
+            }
+            w.handle(frag(&clock, b"ff"));
+            w.tick();
+        }
+        let ix = w.store.index();
+        let clips = ix.clips_overlapping("cam", T0, T0 + 100 * S).unwrap();
+        assert_eq!(clips.len(), 1);
+        let c = &clips[0];
+        assert!(!c.open);
+        assert_eq!(c.close_reason.as_deref(), Some("minimum"));
+        assert_eq!(
+            (c.requested_start_utc_ns - T0, c.end_utc_ns - T0),
+            (25 * S, 40 * S)
+        );
+        assert_eq!(ix.clip_events(&[c.id]).unwrap()[0].id, "e1");
+        let now = clock.utc_ns();
+        let horizon = (5 + 1 + 3) * S;
+        let mut kept = Vec::new();
+        for s in ix.all_segments().unwrap() {
+            let keep = ix.keep_of(s.id).unwrap().unwrap();
+            let (a, b) = ((s.start_utc_ns - T0) / S, (s.end_utc_ns() - T0) / S);
+            match keep {
+                crate::index::Keep::Clip => kept.push((a, b)),
+                // Trimmed once a second.
+                crate::index::Keep::Transient => assert!(
+                    s.end_utc_ns() > now - horizon - S || s.state == SegmentState::Open,
+                    "transient [{a}, {b}) is past the horizon"
+                ),
+                crate::index::Keep::Mode => panic!("an EVR camera has no mode-kept media"),
+            }
+        }
+        // Segments of 3 s from T0: [24, 27) holds the requested start 25, [39, 42) the end 40.
+        assert_eq!(kept.first().unwrap().0, 24);
+        assert_eq!(kept.last().unwrap().1, 42);
+        assert!(kept.windows(2).all(|p| p[0].1 == p[1].0), "{kept:?}");
+        assert_eq!(
+            w.stats.transient_deleted_segments.load(Ordering::Relaxed),
+            8 + 3,
+            "[0, 24) and [42, 51) went"
+        );
+        let (notices, lost) = w.stats.clip_log.since(0);
+        let changes: Vec<_> = notices.iter().map(|n| n.change).collect();
+        use crate::store::stats::ClipChange::*;
+        assert_eq!((changes, lost), (vec![Started, Available, Stopped], 0));
+    }
+
+    #[test]
+    fn evr_open_clip_survives_a_restart_and_closes_on_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = SimulatedClock::new(T0);
+        let mut w = evr_writer(dir.path(), &clock);
+        w.handle(init(b"I"));
+        for _ in 0..10 {
+            w.handle(frag(&clock, b"ff"));
+        }
+        let now = clock.utc_ns();
+        event(&mut w, "e1", now, now);
+        w.handle(frag(&clock, b"ff"));
+        drop(w); // no shutdown: as after kill -9
+        let mut w = evr_writer(dir.path(), &clock);
+        assert!(w.store.index().open_clips().unwrap().len() == 1);
+        w.handle(init(b"I"));
+        for _ in 0..12 {
+            w.handle(frag(&clock, b"ff"));
+            w.tick();
+        }
+        let c = &w
+            .store
+            .index()
+            .clips_overlapping("cam", T0, T0 + 100 * S)
+            .unwrap()[0];
+        assert_eq!(c.close_reason.as_deref(), Some("minimum"));
+        assert_eq!(c.end_utc_ns, now + 10 * S);
+        // A late event (arrives 5 s after it happened, window 1 s) is dropped and counted.
+        let now = clock.utc_ns();
+        event(&mut w, "late", now - 5 * S, now);
+        assert_eq!(WriterStats::get(&w.stats.late_events_dropped, "cam"), 1);
+        assert!(w.store.index().open_clips().unwrap().is_empty());
     }
 }

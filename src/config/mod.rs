@@ -12,6 +12,9 @@ use serde::Deserialize;
 
 use crate::duration::parse_iso8601;
 
+pub mod evr;
+pub use evr::{Mode, SignalGateConfig};
+
 /// 1 MiB = 1024 * 1024 bytes (seed `000_*`, `localMediaCacheMaximumSizeMiB`).
 pub const MIB: u64 = 1024 * 1024;
 
@@ -217,6 +220,13 @@ struct RawCamera {
     enabled: bool,
     #[serde(default = "default_time_source")]
     time_source: String,
+    #[serde(default = "default_mode")]
+    mode: String,
+    signal_gate: Option<evr::RawSignalGate>,
+}
+
+fn default_mode() -> String {
+    "cvr".into()
 }
 
 fn default_time_source() -> String {
@@ -630,6 +640,10 @@ pub struct CameraConfig {
     pub enabled: bool,
     /// Where fragment times come from.
     pub time_source: TimeSource,
+    /// CVR (keep everything) or EVR (keep clips around events); seed `001_*`.
+    pub mode: Mode,
+    /// The signal gate: how events make clips (EVR cameras; clips on CVR cameras too).
+    pub signal_gate: SignalGateConfig,
 }
 
 impl std::fmt::Debug for CameraConfig {
@@ -853,6 +867,8 @@ impl Config {
             if latency_ms > 10_000 {
                 return Err(rule(k("latency_ms"), "must be at most 10000"));
             }
+            let mode = evr::mode(&k("mode"), &c.mode)?;
+            let signal_gate = evr::signal_gate(i, c.signal_gate, retention)?;
             cameras.push(CameraConfig {
                 id: c.id,
                 url: c.url,
@@ -866,6 +882,8 @@ impl Config {
                 stall_timeout,
                 enabled: c.enabled,
                 time_source,
+                mode,
+                signal_gate,
             });
         }
         let http = http_config(raw.http)?;
@@ -1007,7 +1025,7 @@ mod tests {
     /// and so is the default config the packages install.
     #[test]
     fn documented_configs_parse() {
-        let readme = include_str!("../README.md");
+        let readme = include_str!("../../README.md");
         let start = readme
             .find("## Configuration reference")
             .expect("reference section");
@@ -1020,7 +1038,7 @@ mod tests {
         let c = Config::parse(body).unwrap_or_else(|e| panic!("README config: {e}"));
         assert_eq!(c.cameras[0].time_source, TimeSource::System);
         assert_eq!(c.cameras[0].segment_length, Duration::from_secs(60));
-        Config::parse(include_str!("../systemd/edgerec.toml"))
+        Config::parse(include_str!("../../systemd/edgerec.toml"))
             .unwrap_or_else(|e| panic!("default config: {e}"));
     }
 

@@ -9,6 +9,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+pub mod clips;
+pub use clips::{ClipEvent, ClipRow, Keep, SCHEMA_V5};
+
 /// The first schema. Every column carries its unit; times are UTC nanoseconds since 1970-01-01.
 pub const SCHEMA_V1: &str = r#"
 -- A run: consecutive segments of one camera on one continuous media timeline. A new run starts on
@@ -88,7 +91,7 @@ CREATE INDEX event_camera_time ON event (camera, time_utc_ns);
 "#;
 
 /// Migrations: entry `i` takes the schema from `user_version` i to i + 1.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4];
+const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
 
 /// An event marker of one camera.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -480,12 +483,29 @@ impl Index {
         closed: Option<&SegmentRow>,
         opened: Option<&SegmentRow>,
     ) -> Result<Option<Inserted>, IndexError> {
+        self.roll_keep(closed, opened, Keep::Mode)
+    }
+
+    /// [`Index::roll`], with the keep class of the opened row (EVR: transient or clip).
+    pub fn roll_keep(
+        &mut self,
+        closed: Option<&SegmentRow>,
+        opened: Option<&SegmentRow>,
+        opened_keep: Keep,
+    ) -> Result<Option<Inserted>, IndexError> {
         let tx = self.conn.transaction()?;
         if let Some(c) = closed {
             Self::complete_on(&tx, c)?;
         }
         let id = match opened {
-            Some(o) => Some(Self::insert_segment_on(&tx, o)?),
+            Some(o) => {
+                let i = Self::insert_segment_on(&tx, o)?;
+                if opened_keep != Keep::Mode {
+                    tx.prepare_cached("UPDATE segment SET keep = ?2 WHERE id = ?1")?
+                        .execute(params![i.id, opened_keep as i64])?;
+                }
+                Some(i)
+            }
             None => None,
         };
         tx.commit()?;
@@ -594,24 +614,25 @@ impl Index {
     }
 
     /// Upload: the oldest `limit` complete segments that are not uploaded yet, across cameras,
-    /// by start (the `segment_eviction` index).
+    /// by start (the `segment_eviction` index). An EVR camera's transient media (no clip covers
+    /// it) is never uploaded.
     pub fn upload_candidates(&self, limit: usize) -> Result<Vec<SegmentRow>, IndexError> {
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {SEGMENT_COLS} FROM segment WHERE state = 1 AND uploaded_utc_ns IS NULL \
-             ORDER BY start_utc_ns LIMIT ?1"
+             AND keep != 0 ORDER BY start_utc_ns LIMIT ?1"
         ))?;
         let rows = st.query_map([limit as i64], row_to_segment)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Upload backlog: complete segments not uploaded yet, their bytes, and the start (UTC ns)
-    /// of the oldest.
+    /// Upload backlog: complete segments not uploaded yet (transient media excluded), their
+    /// bytes, and the start (UTC ns) of the oldest.
     pub fn upload_backlog(&self) -> Result<(u64, u64, Option<i64>), IndexError> {
         Ok(self
             .conn
             .prepare_cached(
                 "SELECT COUNT(*), COALESCE(SUM(size_bytes), 0), MIN(start_utc_ns) FROM segment \
-             WHERE state = 1 AND uploaded_utc_ns IS NULL",
+             WHERE state = 1 AND uploaded_utc_ns IS NULL AND keep != 0",
             )?
             .query_row([], |r| {
                 Ok((
@@ -791,29 +812,39 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Up to `limit` complete segments in eviction order (DESIGN section 5): uploaded ones oldest
-    /// first, then not-uploaded ones oldest first.
+    /// Up to `limit` complete segments in eviction order (DESIGN section 5): by keep class
+    /// (transient, uploaded, not uploaded, clip not uploaded), oldest first in each. Uses the
+    /// `segment_keep_class` index of [`SCHEMA_V5`] (same expression).
     pub fn eviction_candidates(&self, limit: usize) -> Result<Vec<SegmentRow>, IndexError> {
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {SEGMENT_COLS} FROM segment WHERE state = 1 \
-             ORDER BY uploaded_utc_ns IS NULL, start_utc_ns LIMIT ?1"
+             ORDER BY (CASE WHEN keep = 0 THEN 0 WHEN uploaded_utc_ns IS NOT NULL THEN 1 \
+             WHEN keep = 1 THEN 2 ELSE 3 END), start_utc_ns LIMIT ?1"
         ))?;
         let rows = st.query_map([limit as i64], row_to_segment)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Complete segments of `camera` that end at or before `before_utc_ns` (retention), oldest first.
+    /// Complete segments of `camera` past retention, oldest first: clip media (keep class
+    /// [`Keep::Clip`]) that ended at or before `clip_before_utc_ns`, other media that ended at or
+    /// before `before_utc_ns`.
     pub fn expired(
         &self,
         camera: &str,
         before_utc_ns: i64,
+        clip_before_utc_ns: i64,
         limit: usize,
     ) -> Result<Vec<SegmentRow>, IndexError> {
         let mut st = self.conn.prepare_cached(&format!(
             "SELECT {SEGMENT_COLS} FROM segment WHERE state = 1 AND camera = ?1 \
-             AND start_utc_ns + duration_ns <= ?2 ORDER BY start_utc_ns LIMIT ?3"
+             AND start_utc_ns + duration_ns <= MAX(?2, ?3) \
+             AND start_utc_ns + duration_ns <= (CASE WHEN keep = 2 THEN ?3 ELSE ?2 END) \
+             ORDER BY start_utc_ns LIMIT ?4"
         ))?;
-        let rows = st.query_map(params![camera, before_utc_ns, limit as i64], row_to_segment)?;
+        let rows = st.query_map(
+            params![camera, before_utc_ns, clip_before_utc_ns, limit as i64],
+            row_to_segment,
+        )?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
