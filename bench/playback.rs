@@ -123,7 +123,7 @@ fn main() {
 
     let mut v = Vec::new();
     for _ in 0..200 {
-        v.push(time(|| available_media(&cat, "cam", Some("year"), None, None).unwrap()).0);
+        v.push(time(|| available_media(&cat, "cam", Some("year"), None, None, false).unwrap()).0);
     }
     stats("availableMedia year (all)", v, Some(2.0));
 
@@ -131,7 +131,12 @@ fn main() {
     for _ in 0..200 {
         let m = Unit::Month.of(START + rng.below(end_all - START));
         let (s, e) = (Unit::Month.format(m - 6), Unit::Month.format(m + 6));
-        v.push(time(|| available_media(&cat, "cam", Some("month"), Some(&s), Some(&e)).unwrap()).0);
+        v.push(
+            time(|| {
+                available_media(&cat, "cam", Some("month"), Some(&s), Some(&e), false).unwrap()
+            })
+            .0,
+        );
     }
     stats("availableMedia month (12 months)", v, Some(2.0));
 
@@ -139,7 +144,10 @@ fn main() {
     for _ in 0..200 {
         let d = Unit::Day.of(START + rng.below(end_all - START));
         let (s, e) = (Unit::Day.format(d - 15), Unit::Day.format(d + 16));
-        v.push(time(|| available_media(&cat, "cam", Some("day"), Some(&s), Some(&e)).unwrap()).0);
+        v.push(
+            time(|| available_media(&cat, "cam", Some("day"), Some(&s), Some(&e), false).unwrap())
+                .0,
+        );
     }
     stats("availableMedia day (31 days)", v, Some(2.0));
 
@@ -149,7 +157,7 @@ fn main() {
         let a = START + rng.below(end_all - START - 25 * 3600 * S);
         let (s, e) = (format_full(a), format_full(a + 25 * 3600 * S));
         let (ms, r) =
-            time(|| available_media(&cat, "cam", Some("full"), Some(&s), Some(&e)).unwrap());
+            time(|| available_media(&cat, "cam", Some("full"), Some(&s), Some(&e), false).unwrap());
         n_ranges += r.len();
         v.push(ms);
     }
@@ -168,7 +176,7 @@ fn main() {
             );
             let (ms, body) = time(|| {
                 let req = parse_manifest_name(&name).unwrap().unwrap();
-                let sel = select(&cat, "cam", &req).unwrap();
+                let sel = select(&cat, "cam", &req, false).unwrap();
                 if ext == "m3u8" {
                     hls::render(&sel, &hls::MediaUrls::default())
                 } else {

@@ -4,7 +4,7 @@
 //! card, indexed in SQLite, kept under a size limit by evicting the oldest media first
 //! (`../shared/DESIGN.md`; the seeds `000_*` to `004_*` define the semantics).
 //!
-//! Modules: [`backoff`] (retry delays with jitter), [`clock`] (wall and monotonic clocks, simulated in tests), [`config`] (the TOML file and its rules), [`duration`] (ISO 8601 durations), [`evr`] (event-based recording: the signal gate and clips), [`mp4`]
+//! Modules: [`backoff`] (retry delays with jitter), [`clock`] (wall and monotonic clocks, simulated in tests), [`config`] (the TOML file and its rules), [`duration`] (ISO 8601 durations), [`evr`] (event-based recording: the signal gate and clips), [`events`] (event intake shared by MQTT and HTTP), [`mp4`]
 //! (reading our own segment files), [`index`] (SQLite schema and queries), [`store`] (files and
 //! index together: writer, recovery, fsck), [`ingest`] (GStreamer pipelines), [`recorder`] (wiring
 //! for `edgerec run`), [`playback`] (availableMedia, manifest filters, HLS and DASH), [`http`]
@@ -18,6 +18,7 @@ pub mod clock;
 pub mod config;
 pub mod control;
 pub mod duration;
+pub mod events;
 pub mod evr;
 pub mod http;
 pub mod index;

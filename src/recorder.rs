@@ -227,6 +227,7 @@ fn start_http(
         .map(|(c, s)| crate::http::CameraEntry {
             id: c.id.clone(),
             status: s.clone(),
+            mode: c.mode,
         })
         .collect();
     let state = crate::http::AppState {
@@ -237,6 +238,7 @@ fn start_http(
         storage_limit_bytes: cfg.storage.max_size_bytes,
         tokens,
         upload,
+        writer: Some(handle.clone()),
     };
     let (bound, jh) = crate::http::spawn(addr, state, stop)
         .with_context(|| format!("HTTP server on http.listen = {addr}"))?;

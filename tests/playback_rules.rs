@@ -112,11 +112,11 @@ fn ranges(v: &[(&str, &str)]) -> Vec<TimeRange> {
 }
 
 fn am(cat: &Catalog, p: &str, s: Option<&str>, e: Option<&str>) -> Vec<TimeRange> {
-    available_media(cat, "cam", Some(p), s, e).unwrap()
+    available_media(cat, "cam", Some(p), s, e, false).unwrap()
 }
 
 fn am_err(cat: &Catalog, p: Option<&str>, s: Option<&str>, e: Option<&str>) -> String {
-    let err = available_media(cat, "cam", p, s, e).unwrap_err();
+    let err = available_media(cat, "cam", p, s, e, false).unwrap_err();
     assert_eq!(err.status, 400, "{err}");
     err.message
 }
@@ -139,7 +139,7 @@ fn seed_example_1_no_gap() {
     )
     .unwrap()
     .unwrap();
-    let sel = select(&cat, "cam", &req).unwrap();
+    let sel = select(&cat, "cam", &req, false).unwrap();
     assert!(!sel.live);
     assert_eq!(sel.periods.len(), 1);
     assert_eq!(sel.periods[0].start_ns(), t("2019-12-21T14:00:00Z"));
@@ -165,7 +165,13 @@ fn seed_example_2_two_second_gap() {
     );
     // A manifest across the gap marks the discontinuity (HLS tag, DASH periods).
     let name = "manifest(format=m3u8-aapl,startTime=2019-12-21T04:00:00Z,endTime=2019-12-21T04:05:00Z).m3u8";
-    let sel = select(&cat, "cam", &parse_manifest_name(name).unwrap().unwrap()).unwrap();
+    let sel = select(
+        &cat,
+        "cam",
+        &parse_manifest_name(name).unwrap().unwrap(),
+        false,
+    )
+    .unwrap();
     assert_eq!(sel.periods.len(), 2);
     let m = hls::render(&sel, &hls::MediaUrls::default());
     assert_eq!(m.matches("#EXT-X-DISCONTINUITY\n").count(), 1);
@@ -188,7 +194,14 @@ fn seed_example_3_eight_hour_outage() {
             ("2019-12-21T12:00:00.000Z", "2019-12-22T00:00:00.000Z")
         ])
     );
-    let sel_of = |name: &str| select(&cat, "cam", &parse_manifest_name(name).unwrap().unwrap());
+    let sel_of = |name: &str| {
+        select(
+            &cat,
+            "cam",
+            &parse_manifest_name(name).unwrap().unwrap(),
+            false,
+        )
+    };
     // Wholly inside the hole: 404 with a JSON message.
     let e = sel_of("manifest(format=m3u8-aapl,startTime=2019-12-21T08:00:00.000Z,endTime=2019-12-21T10:00:00.000Z).m3u8")
         .unwrap_err();
@@ -341,7 +354,14 @@ fn manifest_filter_rules() {
     let cat = Timeline::new()
         .record(t("2019-12-21T00:00:00Z"), t("2019-12-21T10:00:00Z"), 30)
         .catalog();
-    let sel_of = |name: &str| select(&cat, "cam", &parse_manifest_name(name).unwrap().unwrap());
+    let sel_of = |name: &str| {
+        select(
+            &cat,
+            "cam",
+            &parse_manifest_name(name).unwrap().unwrap(),
+            false,
+        )
+    };
     // Neither: the latest 4 hours; VoD because the camera is not recording.
     let sel = sel_of("manifest(format=m3u8-aapl).m3u8").unwrap();
     assert!(!sel.live);
@@ -403,11 +423,13 @@ fn server(tokens: Option<&str>) -> Server {
         cameras: vec![CameraEntry {
             id: "cam".into(),
             status: None,
+            mode: edgerec::config::Mode::Cvr,
         }],
         stats: Arc::new(Default::default()),
         storage_limit_bytes: 64 << 20,
         tokens,
         upload: Arc::default(),
+        writer: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let (addr, thread) =

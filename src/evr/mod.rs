@@ -5,4 +5,5 @@
 //! covers). What does not: writing or deleting media (the store), serving clips (HTTP), sending
 //! events (MQTT).
 
+pub mod clip;
 pub mod gate;

@@ -20,6 +20,7 @@
 //! Recording never waits on it.
 
 pub mod auth;
+pub mod clips;
 pub mod metrics;
 
 use std::collections::HashMap;
@@ -56,6 +57,8 @@ pub struct CameraEntry {
     pub id: String,
     /// Ingest state (`None` for a camera that is configured but disabled).
     pub status: Option<Arc<CameraStatus>>,
+    /// CVR or EVR: an EVR camera's recorded media (availableMedia, VoD manifests) is its clips.
+    pub mode: crate::config::Mode,
 }
 
 /// Everything the handlers read.
@@ -74,9 +77,11 @@ pub struct AppState {
     pub tokens: Option<auth::Tokens>,
     /// The uploader's status, once it runs (absent without `[upload]`).
     pub upload: Arc<std::sync::OnceLock<Arc<crate::upload::UploadShared>>>,
+    /// The storage writer, for events posted over HTTP (`None`: events are refused with 500).
+    pub writer: Option<crate::store::writer::WriterHandle>,
 }
 
-type Shared = Arc<AppState>;
+pub(crate) type Shared = Arc<AppState>;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -95,6 +100,11 @@ pub fn router(state: Shared) -> Router {
     Router::new()
         .route("/api/cameras", get(cameras))
         .route("/api/events", get(events))
+        .route(
+            "/api/cameras/{camera}/events",
+            axum::routing::post(clips::post_event),
+        )
+        .route("/api/cameras/{camera}/clips", get(clips::list))
         .route("/metrics", get(metrics_route))
         .route("/{camera}/content.ism/{name}", get(content))
         .route("/{camera}/content.ism/media/{file}", get(media))
@@ -160,7 +170,7 @@ async fn require_token(State(st): State<Shared>, mut req: Request, next: Next) -
 }
 
 /// Checks the camera id and that the camera is configured or has media.
-fn check_camera(st: &AppState, camera: &str) -> Result<(), ApiError> {
+pub(crate) fn check_camera(st: &AppState, camera: &str) -> Result<(), ApiError> {
     if !valid_camera_id(camera) {
         return Err(ApiError::bad(
             "InvalidCameraId",
@@ -177,7 +187,7 @@ fn check_camera(st: &AppState, camera: &str) -> Result<(), ApiError> {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f)
@@ -211,6 +221,10 @@ fn content_blocking(
     token: Option<String>,
 ) -> Result<Response, ApiError> {
     check_camera(st, camera)?;
+    let clips_only = st
+        .cameras
+        .iter()
+        .any(|c| c.id == camera && c.mode == crate::config::Mode::Evr);
     if name == "availableMedia" {
         let ranges = available_media(
             &st.catalog,
@@ -218,6 +232,7 @@ fn content_blocking(
             q.get("precision").map(String::as_str),
             q.get("startTime").map(String::as_str),
             q.get("endTime").map(String::as_str),
+            clips_only,
         )?;
         let body = serde_json::json!({ "timeRanges": ranges }).to_string();
         return Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response());
@@ -228,7 +243,7 @@ fn content_blocking(
             "use availableMedia, manifest(format=m3u8-aapl...).m3u8 or manifest(format=mpd-time-cmaf...).mpd",
         ));
     };
-    let sel = select(&st.catalog, camera, &req)?;
+    let sel = select(&st.catalog, camera, &req, clips_only)?;
     let urls = MediaUrls { token };
     let (body, ctype) = match req.format {
         Format::Hls => (hls::render(&sel, &urls), "application/vnd.apple.mpegurl"),

@@ -6,15 +6,12 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::Context;
-use crate::clock::now_utc_ns;
-use crate::index::{EventInsert, EventRow};
-use crate::store::writer::WriterMsg;
+use crate::index::EventRow;
 
 /// A reply: `{"status": 200, "payload": ...}` or `{"status": 4xx/5xx, "error": "..."}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,62 +47,10 @@ impl Reply {
     }
 }
 
-/// Longest accepted label or event id, bytes.
-pub const MAX_LABEL: usize = 128;
-
-/// An event marker as sent on `<camera>/event` or in `triggerEvent`.
-#[derive(Debug, Deserialize)]
-struct EventIn {
-    id: Option<String>,
-    label: String,
-    time: Option<String>,
-    duration: Option<String>,
-}
-
-/// Parses an event payload for `camera` (JSON `{"id"?, "label", "time"? (RFC 3339, default
-/// now), "duration"? (ISO 8601)}`).
+/// Parses an event payload for `camera` ([`crate::events::parse`]: the rules every transport
+/// shares).
 pub fn parse_event(camera: &str, v: Value) -> Result<EventRow, Reply> {
-    let e: EventIn =
-        serde_json::from_value(v).map_err(|e| Reply::err(400, format!("event: {e}")))?;
-    if e.label.is_empty() || e.label.len() > MAX_LABEL {
-        return Err(Reply::err(400, "event: label must be 1 to 128 bytes"));
-    }
-    let now = now_utc_ns();
-    let time = match &e.time {
-        Some(t) => crate::playback::time::parse_datetime(t)
-            .map_err(|m| Reply::err(400, format!("event: time: {m}")))?,
-        None => now,
-    };
-    let duration_ns = match &e.duration {
-        Some(d) => {
-            let d = crate::duration::parse_iso8601(d)
-                .map_err(|m| Reply::err(400, format!("event: duration: {m}")))?;
-            if d > Duration::from_secs(86400) {
-                return Err(Reply::err(400, "event: duration must be at most P1D"));
-            }
-            Some(d.as_nanos() as i64)
-        }
-        None => None,
-    };
-    let id = match e.id {
-        Some(id) if id.is_empty() || id.len() > MAX_LABEL => {
-            return Err(Reply::err(400, "event: id must be 1 to 128 bytes"))
-        }
-        Some(id) => id,
-        None => format!(
-            "{}-{:08x}",
-            crate::store::layout::segment_stem(time),
-            now as u32 ^ (now >> 32) as u32
-        ),
-    };
-    Ok(EventRow {
-        camera: camera.to_owned(),
-        id,
-        label: e.label,
-        time_utc_ns: time,
-        duration_ns,
-        received_utc_ns: now,
-    })
+    crate::events::parse(camera, v).map_err(|r| Reply::err(r.status, r.message))
 }
 
 /// Parses `ON` / `OFF` (case-insensitive, surrounding white space ignored).
@@ -136,30 +81,13 @@ pub fn set_recording(ctx: &Context, camera: &str, on: bool) -> Reply {
     Reply::ok(json!({"camera": camera, "on": on}))
 }
 
-/// Stores an event marker through the storage writer (waits at most 2 s for it).
+/// Stores an event marker through the storage writer, which feeds it to the camera's signal
+/// gate ([`crate::events::submit`]; waits at most 2 s).
 pub fn add_event(ctx: &Context, ev: EventRow) -> Reply {
-    if !ctx.cameras.iter().any(|c| c.id == ev.camera) {
-        return Reply::err(404, format!("unknown camera {:?}", ev.camera));
-    }
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    let id = ev.id.clone();
-    if !ctx.writer.try_send(WriterMsg::AddEvent {
-        event: ev,
-        reply: tx,
-    }) {
-        return Reply::err(500, "storage writer busy: event not stored");
-    }
-    match rx.recv_timeout(Duration::from_secs(2)) {
-        Ok(Ok(EventInsert::Inserted | EventInsert::Duplicate)) => Reply::ok(json!({"id": id})),
-        Ok(Ok(EventInsert::Conflict)) => Reply::err(
-            409,
-            format!("another event with id {id:?} exists for this camera"),
-        ),
-        Ok(Err(e)) => Reply::err(500, format!("event not stored: {e}")),
-        Err(_) => Reply::err(
-            500,
-            "storage writer did not answer within 2 s: event not stored",
-        ),
+    let known = ctx.cameras.iter().any(|c| c.id == ev.camera);
+    match crate::events::submit(&ctx.writer, known, ev) {
+        Ok(id) => Reply::ok(json!({"id": id})),
+        Err(r) => Reply::err(r.status, r.message),
     }
 }
 
@@ -229,17 +157,7 @@ mod tests {
         assert!(!parse_on_off(b"OFF").unwrap());
         assert_eq!(parse_on_off(b"1").unwrap_err().status, 400);
         assert_eq!(parse_on_off(&[0xff, 0xfe]).unwrap_err().status, 400);
-        let e = parse_event("c", json!({"label": "person", "time": "2026-01-02T03:04:05Z", "duration": "PT10S", "id": "x"})).unwrap();
-        assert_eq!((e.id.as_str(), e.duration_ns), ("x", Some(10_000_000_000)));
-        assert_eq!(e.time_utc_ns, 1_767_323_045_000_000_000);
-        for bad in [
-            json!({"label": 5}),
-            json!({}),
-            json!({"label": ""}),
-            json!({"label": "a", "time": "yesterday"}),
-            json!({"label": "a", "duration": "P2D"}),
-            json!("label"),
-        ] {
+        for bad in [json!({"label": 5}), json!("label")] {
             assert_eq!(
                 parse_event("c", bad.clone()).unwrap_err().status,
                 400,

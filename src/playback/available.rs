@@ -36,13 +36,15 @@ pub struct TimeRange {
 }
 
 /// Answers `availableMedia?precision=..&startTime=..&endTime=..` for `camera`; `precision`,
-/// `start` and `end` are the raw query values.
+/// `start` and `end` are the raw query values. `clips_only`: an EVR camera, whose media is
+/// what its clips keep ([`super::kept`]).
 pub fn available_media(
     cat: &Catalog,
     camera: &str,
     precision: Option<&str>,
     start: Option<&str>,
     end: Option<&str>,
+    clips_only: bool,
 ) -> Result<Vec<TimeRange>, ApiError> {
     let precision = precision.ok_or_else(|| {
         ApiError::bad(
@@ -51,10 +53,26 @@ pub fn available_media(
         )
     })?;
     match precision {
-        "year" => units(cat, camera, Unit::Year, start, end, None),
-        "month" => units(cat, camera, Unit::Month, start, end, Some(MAX_MONTHS)),
-        "day" => units(cat, camera, Unit::Day, start, end, Some(MAX_DAYS)),
-        "full" => full(cat, camera, start, end),
+        "year" => units(cat, camera, Unit::Year, start, end, None, clips_only),
+        "month" => units(
+            cat,
+            camera,
+            Unit::Month,
+            start,
+            end,
+            Some(MAX_MONTHS),
+            clips_only,
+        ),
+        "day" => units(
+            cat,
+            camera,
+            Unit::Day,
+            start,
+            end,
+            Some(MAX_DAYS),
+            clips_only,
+        ),
+        "full" => full(cat, camera, start, end, clips_only),
         other => Err(ApiError::bad(
             "InvalidPrecision",
             format!("precision must be year, month, day or full, got {other:?}"),
@@ -73,6 +91,7 @@ fn units(
     start: Option<&str>,
     end: Option<&str>,
     max_span: Option<i64>,
+    clips_only: bool,
 ) -> Result<Vec<TimeRange>, ApiError> {
     let name = unit.format_name();
     if max_span.is_some() && (start.is_none() || end.is_none()) {
@@ -117,7 +136,25 @@ fn units(
     let lo = s.unwrap_or(i64::MIN).max(unit.of(first));
     let hi = e.unwrap_or(i64::MAX).min(unit.of(last.max(first + 1) - 1));
     let mut out: Vec<(i64, i64)> = Vec::new();
-    if lo <= hi {
+    if lo <= hi && clips_only {
+        // A unit is available when a clip with media lies in it.
+        let mut avail = vec![false; (hi - lo + 1) as usize];
+        for c in cat.clips(camera, unit.start_ns(lo), unit.start_ns(hi + 1))? {
+            if !cat.has_media(camera, c.requested_start_utc_ns, c.end_utc_ns)? {
+                continue;
+            }
+            let (a, b) = (unit.of(c.requested_start_utc_ns), unit.of(c.end_utc_ns));
+            for u in a.max(lo)..=b.min(hi) {
+                avail[(u - lo) as usize] = true;
+            }
+        }
+        for (i, _) in (lo..=hi).zip(avail).filter(|(_, a)| *a) {
+            match out.last_mut() {
+                Some(r) if r.1 + 1 == i => r.1 = i,
+                _ => out.push((i, i)),
+            }
+        }
+    } else if lo <= hi {
         let avail = match units_from_gaps(cat, camera, unit, lo, hi)? {
             Some(a) => a,
             None => (lo..=hi)
@@ -193,6 +230,7 @@ fn full(
     camera: &str,
     start: Option<&str>,
     end: Option<&str>,
+    clips_only: bool,
 ) -> Result<Vec<TimeRange>, ApiError> {
     let (Some(start), Some(end)) = (start, end) else {
         return Err(ApiError::bad(
@@ -216,7 +254,11 @@ fn full(
     }
     // Inclusive end: media that starts exactly at endTime does not widen the answer.
     let segs = cat.span_bounds(camera, s, e)?;
-    Ok(spans(&segs, s, e)
+    let mut found = spans(&segs, s, e);
+    if clips_only {
+        found = super::kept::intersect(&found, &super::kept::windows_between(cat, camera, s, e)?);
+    }
+    Ok(found
         .into_iter()
         .map(|(a, b)| TimeRange {
             start: format_full(a),

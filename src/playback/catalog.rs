@@ -132,6 +132,24 @@ impl Catalog {
         self.ix(|ix| ix.events_between(camera, from, to, limit))
     }
 
+    /// Clips of `camera` whose window overlaps `[from, to]` (UTC ns), by start.
+    pub fn clips(
+        &self,
+        camera: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<crate::index::ClipRow>, IndexError> {
+        self.ix(|ix| ix.clips_overlapping(camera, from, to))
+    }
+
+    /// The events linked to any of `clip_ids`, by time.
+    pub fn clip_events(
+        &self,
+        clip_ids: &[i64],
+    ) -> Result<Vec<crate::index::ClipEvent>, IndexError> {
+        self.ix(|ix| ix.clip_events(clip_ids))
+    }
+
     /// First media start and last media end of `camera` (UTC ns).
     pub fn bounds(&self, camera: &str) -> Result<Option<(i64, i64)>, IndexError> {
         let b = self.ix(|ix| ix.media_bounds(camera))?;

@@ -115,8 +115,15 @@ pub struct Selection {
     pub periods: Vec<Period>,
 }
 
-/// Applies the filter rules for `camera` and selects the fragments.
-pub fn select(cat: &Catalog, camera: &str, req: &ManifestRequest) -> Result<Selection, ApiError> {
+/// Applies the filter rules for `camera` and selects the fragments. `clips_only`: an EVR
+/// camera, whose VoD manifests hold only what its clips keep ([`super::kept`]; a live manifest
+/// still reaches the live edge).
+pub fn select(
+    cat: &Catalog,
+    camera: &str,
+    req: &ManifestRequest,
+    clips_only: bool,
+) -> Result<Selection, ApiError> {
     let recording = cat.open_segment(camera).is_some();
     let no_media = || {
         ApiError::not_found(
@@ -165,7 +172,15 @@ pub fn select(cat: &Catalog, camera: &str, req: &ManifestRequest) -> Result<Sele
         }
     };
     let segs = cat.segments(camera, from, to)?;
-    let periods = periods(&segs, from, to);
+    let periods = if clips_only && !live {
+        let clips = cat.clips(camera, from, to)?;
+        super::kept::windows(&segs, &clips)
+            .into_iter()
+            .flat_map(|(a, b)| periods(&segs, a.max(from), b.min(to)))
+            .collect()
+    } else {
+        periods(&segs, from, to)
+    };
     if periods.is_empty() {
         return Err(no_media());
     }

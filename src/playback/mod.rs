@@ -7,6 +7,7 @@
 //!   the writer's open segments ([`crate::store::live`]).
 //! - [`timeline`]: continuous spans and periods (the gap rule), fragments in a time range.
 //! - [`available`]: the `availableMedia` query rules.
+//! - [`kept`]: an EVR camera's clips, the only media its availableMedia and VoD manifests show.
 //! - [`filter`]: the manifest `startTime`/`endTime` filter rules (live or VoD, 4 h and 24 h limits).
 //! - [`hls`] and [`dash`]: manifest rendering (RFC 8216, ISO/IEC 23009-1).
 //!
@@ -18,6 +19,7 @@ pub mod catalog;
 pub mod dash;
 pub mod filter;
 pub mod hls;
+pub mod kept;
 pub mod time;
 pub mod timeline;
 
