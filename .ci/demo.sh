@@ -16,6 +16,15 @@ segment_length = "PT30S"
 id = "demo-cam"
 url = "rtsp://127.0.0.1:$port/stream"
 retention = "P1D"
+# Event-based recording on the same stream: clips of 30 s before an event to 90 s after it.
+[[camera]]
+id = "demo-gate"
+url = "rtsp://127.0.0.1:$port/stream"
+mode = "evr"
+[camera.signal_gate]
+activation_signal_offset = "-PT30S"
+minimum_activation_time = "PT1M30S"
+maximum_activation_time = "PT1M30S"
 [http]
 listen = "127.0.0.1:${DEMO_HTTP_PORT:-8080}"
 EOC
@@ -34,6 +43,11 @@ cat <<MSG
                 ffplay 'http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/demo-cam/content.ism/manifest(format=m3u8-aapl).m3u8'
   What is held: curl 'http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/demo-cam/content.ism/availableMedia?precision=day&startTime=$(date -u +%Y-%m-01)&endTime=$(date -u +%Y-%m-28)'
   Play a file:  ffplay \$(ls -t demo-data/media/demo-cam/*/*/*/*.mp4 | tail -1)
+  EVR camera:   demo-gate keeps only clips around events (docs/evr.md). Trigger one:
+                curl -X POST -H 'Content-Type: application/json' -d '{"label":"door"}' \\
+                     http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/api/cameras/demo-gate/events
+                its clips, with HLS/DASH URLs (open until 90 s after the event):
+                curl "http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/api/cameras/demo-gate/clips?startTime=\$(date -u -d '-1 hour' +%FT%TZ)&endTime=\$(date -u -d '+1 hour' +%FT%TZ)"
   Check:        $bin/edgerec fsck --config demo-data/edgerec.toml   (after stopping)
   Stop:         Ctrl-C
 

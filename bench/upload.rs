@@ -156,9 +156,15 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let cpu0 = cpu_s(libc::RUSAGE_SELF);
     let t0 = Instant::now();
-    let (shared, th) =
-        edgerec::upload::spawn(cfg, root.clone(), index_path.clone(), handle, stop.clone())
-            .unwrap();
+    let (shared, th) = edgerec::upload::spawn(
+        cfg,
+        root.clone(),
+        index_path.clone(),
+        handle,
+        Default::default(),
+        stop.clone(),
+    )
+    .unwrap();
     while shared.snapshot().uploaded_segments < n as u64 {
         assert!(
             t0.elapsed() < Duration::from_secs(1800),

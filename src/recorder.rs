@@ -114,6 +114,11 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
             cfg.storage.path.clone(),
             cfg.storage.index_path.clone(),
             handle.clone(),
+            cfg.cameras
+                .iter()
+                .filter(|c| c.mode == crate::config::Mode::Evr)
+                .map(|c| (c.id.clone(), c.signal_gate.gate.preroll_horizon_ns()))
+                .collect(),
             upload_stop.clone(),
         ) {
             Ok((s, t)) => (Some(s), Some(t)),

@@ -57,6 +57,10 @@ struct Args {
     /// resolution is changed in its web page does).
     #[arg(long, value_parser = parse_size)]
     switch_size: Option<(u32, u32)>,
+    /// Irregular GOPs: keyframe intervals in frames, cycled (e.g. `7,23,12,31`); replaces
+    /// --gop. Real cameras with scene-change detection or VBR vary their GOP like this.
+    #[arg(long, value_delimiter = ',')]
+    gop_pattern: Vec<u32>,
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -85,14 +89,20 @@ fn launch_line(a: &Args) -> Result<String, String> {
             format!("videotestsrc is-live=true pattern={}{overlay}", a.pattern)
         }
     };
+    // With a GOP pattern the encoder makes keyframes only when asked (see `force_gops`).
+    let gop = if a.gop_pattern.is_empty() {
+        a.gop
+    } else {
+        100_000
+    };
     let enc = match a.codec.as_str() {
         "h264" => format!(
-            "x264enc tune=zerolatency speed-preset=ultrafast bitrate={} key-int-max={} ! video/x-h264,profile=main ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1",
-            a.bitrate, a.gop
+            "x264enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={} key-int-max={gop} ! video/x-h264,profile=main ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1",
+            a.bitrate
         ),
         "h265" => format!(
-            "x265enc tune=zerolatency speed-preset=ultrafast bitrate={} key-int-max={} ! h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1",
-            a.bitrate, a.gop
+            "x265enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={} key-int-max={gop} ! h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1",
+            a.bitrate
         ),
         other => return Err(format!("--codec must be h264 or h265, got {other:?}")),
     };
@@ -181,6 +191,33 @@ fn feed_file(
     result
 }
 
+/// Forces a keyframe at the start of each GOP of `pattern` (frames, cycled) by sending the
+/// encoder a force-key-unit event before the frame that starts it.
+fn force_gops(enc: &gst::Element, pattern: Vec<u32>) {
+    use gst::prelude::*;
+    let Some(pad) = enc.static_pad("sink") else {
+        return;
+    };
+    // (frame count, frame that starts the next GOP, GOPs started)
+    let state = std::sync::Mutex::new((0u64, 0u64, 0usize));
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+        let mut g = state.lock().unwrap();
+        let (frame, next, k) = &mut *g;
+        if *frame == *next {
+            let ev = gst::event::CustomDownstream::new(
+                gst::Structure::builder("GstForceKeyUnit")
+                    .field("all-headers", true)
+                    .build(),
+            );
+            pad.send_event(ev);
+            *next += u64::from(pattern[*k % pattern.len()].max(1));
+            *k += 1;
+        }
+        *frame += 1;
+        gst::PadProbeReturn::Ok
+    });
+}
+
 fn main() -> std::process::ExitCode {
     let a = Args::parse();
     if let Err(e) = run(&a) {
@@ -204,6 +241,7 @@ fn run(a: &Args) -> Result<(), String> {
         Default::default();
     {
         let sizes = sizes.clone();
+        let pattern = a.gop_pattern.clone();
         factory.connect_media_configure(move |_, media| {
             if let Some(f) = media
                 .element()
@@ -211,6 +249,15 @@ fn run(a: &Args) -> Result<(), String> {
                 .and_then(|b| b.by_name("size"))
             {
                 sizes.lock().unwrap().push(f.downgrade());
+            }
+            if !pattern.is_empty() {
+                if let Some(enc) = media
+                    .element()
+                    .downcast_ref::<gst::Bin>()
+                    .and_then(|b| b.by_name("enc"))
+                {
+                    force_gops(&enc, pattern.clone());
+                }
             }
         });
     }

@@ -1038,6 +1038,10 @@ mod tests {
         let c = Config::parse(body).unwrap_or_else(|e| panic!("README config: {e}"));
         assert_eq!(c.cameras[0].time_source, TimeSource::System);
         assert_eq!(c.cameras[0].segment_length, Duration::from_secs(60));
+        assert_eq!(
+            c.cameras[0].signal_gate.clip_retention,
+            Some(Duration::from_secs(30 * 86400))
+        );
         Config::parse(include_str!("../../systemd/edgerec.toml"))
             .unwrap_or_else(|e| panic!("default config: {e}"));
     }

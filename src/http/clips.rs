@@ -128,8 +128,11 @@ pub fn clip_json(
     let ms = |ns: i64| ns.max(0) / 1_000_000;
     let preroll_requested = c.first_event_utc_ns - c.requested_start_utc_ns;
     let preroll_achieved = media.map(|(s, _)| (c.first_event_utc_ns - s).min(preroll_requested));
+    // The filter works in ms: round the start up and the end down, so that the fragments just
+    // outside the clip (which touch it to the ns) stay outside.
     let urls = media.map(|(s, e)| {
-        let (s, e) = (format_full(s), format_full(e));
+        let ms = 1_000_000;
+        let (s, e) = (format_full((s + ms - 1) / ms * ms), format_full(e / ms * ms));
         serde_json::json!({
             "hls": format!("/{camera}/content.ism/manifest(format=m3u8-aapl,startTime={s},endTime={e}).m3u8"),
             "dash": format!("/{camera}/content.ism/manifest(format=mpd-time-cmaf,startTime={s},endTime={e}).mpd"),

@@ -5,6 +5,8 @@
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
 
+use crate::store::stats::WriterStats;
+
 use super::AppState;
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str, samples: &[(String, f64)]) {
@@ -227,6 +229,27 @@ pub fn render(st: &AppState, held: &[(String, i64, i64)]) -> String {
         "counter",
         "Media seconds of the camera evicted before upload: what the cloud copy lacks.",
         &per(&|c| w.evictions_of(&c.id).unuploaded_ns as f64 / 1e9),
+    );
+    metric(
+        &mut out,
+        "edgerec_camera_clips_opened_total",
+        "counter",
+        "Clips the camera's signal gate opened (EVR; clips on CVR cameras too).",
+        &per(&|c| WriterStats::get(&w.clips_opened, &c.id) as f64),
+    );
+    metric(
+        &mut out,
+        "edgerec_camera_clip_seconds_total",
+        "counter",
+        "Media seconds inside the camera's closed clips (requested start to end).",
+        &per(&|c| w.clip_seconds_of(&c.id)),
+    );
+    metric(
+        &mut out,
+        "edgerec_camera_late_events_dropped_total",
+        "counter",
+        "Events the signal gate dropped because they arrived after the evaluation window.",
+        &per(&|c| WriterStats::get(&w.late_events_dropped, &c.id) as f64),
     );
     let held_of = |id: &str| {
         held.iter()

@@ -1048,6 +1048,75 @@ mod tests {
         }
     }
 
+    /// DESIGN section 5 with EVR: transient first, then uploaded, then not uploaded, then clip
+    /// media not uploaded; oldest first in each class. Retention keeps clip media longer, and
+    /// transient media is never offered for upload.
+    #[test]
+    fn keep_classes_order_eviction_retention_and_upload() {
+        const S: i64 = 1_000_000_000;
+        let dir = tempfile::tempdir().unwrap();
+        let mut ix = Index::open(&dir.path().join("i.sqlite3")).unwrap();
+        let r = ix.insert_run("a", 0, "connect").unwrap();
+        // (name, start s, keep, uploaded)
+        let rows = [
+            ("clip-old", 0, Keep::Clip, false),
+            ("cvr-old", 30, Keep::Mode, false),
+            ("clip-up", 60, Keep::Clip, true),
+            ("cvr-up", 90, Keep::Mode, true),
+            ("ring", 120, Keep::Transient, false),
+            ("cvr-new", 150, Keep::Mode, false),
+        ];
+        for (name, start, keep, up) in rows {
+            let mut s = seg("a", r, start * S, name);
+            s.uploaded_utc_ns = up.then_some(1);
+            let id = ix.roll_keep(None, Some(&s), keep).unwrap().unwrap().id;
+            ix.rewrite_segment(&SegmentRow { id, ..s }).unwrap();
+        }
+        let order: Vec<String> = ix
+            .eviction_candidates(10)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.path)
+            .collect();
+        assert_eq!(
+            order,
+            ["ring", "clip-up", "cvr-up", "cvr-old", "cvr-new", "clip-old"]
+        );
+        let up: Vec<String> = ix
+            .upload_candidates(10)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.path)
+            .collect();
+        assert_eq!(up, ["clip-old", "cvr-old", "cvr-new"]);
+        assert_eq!(ix.upload_backlog().unwrap().0, 3);
+        // Retention at 100 s, clip retention at 10 s: clip media that ended by 10 s only.
+        let expired: Vec<String> = ix
+            .expired("a", 100 * S, 10 * S, 10)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.path)
+            .collect();
+        assert_eq!(expired, ["cvr-old"]);
+        let expired: Vec<String> = ix
+            .expired("a", 100 * S, 100 * S, 10)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.path)
+            .collect();
+        assert_eq!(expired, ["clip-old", "cvr-old", "clip-up"]);
+        let ring: Vec<String> = ix
+            .transient_expired("a", 200 * S, 10)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.path)
+            .collect();
+        assert_eq!(ring, ["ring"]);
+        // A clip marks what it covers, including the open segment.
+        assert_eq!(ix.mark_clip_media("a", 125 * S, 160 * S).unwrap(), 2);
+        assert!(ix.transient_expired("a", 200 * S, 10).unwrap().is_empty());
+    }
+
     #[test]
     fn migrations_and_eviction_order() {
         let dir = tempfile::tempdir().unwrap();

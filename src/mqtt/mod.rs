@@ -32,6 +32,8 @@ use crate::clock::now_utc_ns;
 use crate::config::MqttConfig;
 use crate::control::Switches;
 use crate::ingest::CameraStatus;
+use crate::playback::time::format_full;
+use crate::store::stats::ClipChange;
 use crate::store::writer::WriterHandle;
 use commands::Reply;
 use topics::{Incoming, Topics};
@@ -143,6 +145,10 @@ struct Mqtt {
     /// What was last seen per camera: (recording, connected).
     seen: HashMap<String, (bool, bool)>,
     evictions_seen: u64,
+    /// Clip notices handled (the writer's clip log starts empty with the process).
+    clips_seen: u64,
+    /// The last `R/<camera>/clip` published per camera.
+    clip_on: HashMap<String, bool>,
     storage_errors_seen: u64,
     uplink_seen: Option<crate::upload::Uplink>,
     last_state: Option<Instant>,
@@ -176,6 +182,8 @@ impl Mqtt {
             dropped_events: 0,
             seen,
             evictions_seen,
+            clips_seen: 0,
+            clip_on: HashMap::new(),
             storage_errors_seen,
             uplink_seen: None,
             last_state: None,
@@ -281,7 +289,61 @@ impl Mqtt {
         for (id, on) in states {
             self.publish(self.t.recording_state(&id), true, on_off(on));
         }
+        self.clip_on.clear();
+        self.publish_clip_states();
         self.publish_state();
+    }
+
+    /// LVA's operational events for clips (`RecordingStarted` when one opens,
+    /// `RecordingAvailable` once its pre-roll is durable, `RecordingStopped` when it closes),
+    /// each with the clip's subject and location, and the retained `R/<camera>/clip`.
+    fn clip_events(&mut self) {
+        let (notices, lost) = self.ctx.writer.stats().clip_log.since(self.clips_seen);
+        self.dropped_events += lost;
+        for n in notices {
+            self.clips_seen = n.seq;
+            let kind = match n.change {
+                ClipChange::Started => "RecordingStarted",
+                ClipChange::Available => "RecordingAvailable",
+                ClipChange::Stopped => "RecordingStopped",
+            };
+            let (s, e) = (format_full(n.start_utc_ns), format_full(n.end_utc_ns));
+            let mut body = json!({
+                "camera": n.camera,
+                "clipId": n.clip_id,
+                "outputType": "clip",
+                "outputLocation": format!(
+                    "/{}/content.ism/manifest(format=m3u8-aapl,startTime={s},endTime={e}).m3u8",
+                    n.camera
+                ),
+                "start": s,
+                "end": e,
+            });
+            if let Some(r) = n.close_reason {
+                body["closedBy"] = json!(r);
+            }
+            self.event(
+                kind,
+                format!("/cameras/{}/clips/{}", n.camera, n.clip_id),
+                body,
+            );
+        }
+        self.publish_clip_states();
+    }
+
+    /// Publishes `R/<camera>/clip` for every camera whose clip state changed.
+    fn publish_clip_states(&mut self) {
+        if !self.connected {
+            return;
+        }
+        let ids: Vec<String> = self.ctx.cameras.iter().map(|c| c.id.clone()).collect();
+        for id in ids {
+            let on = self.ctx.writer.stats().clip_open(&id);
+            if self.clip_on.get(&id) != Some(&on) {
+                self.publish(self.t.clip_state(&id), true, on_off(on));
+                self.clip_on.insert(id, on);
+            }
+        }
     }
 
     fn publish_state(&mut self) {
@@ -384,6 +446,7 @@ impl Mqtt {
             self.state_dirty = true;
             self.seen.insert(id, (rec, conn));
         }
+        self.clip_events();
         let (evicted, lost) = self.ctx.writer.stats().evictions_since(self.evictions_seen);
         if lost > 0 {
             self.dropped_events += lost;

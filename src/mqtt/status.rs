@@ -72,8 +72,8 @@ pub fn event_json(event_type: &str, subject: &str, body: Value, now_utc_ns: i64)
     })
 }
 
-/// Home Assistant MQTT discovery: (config topic, retained JSON) for a recording switch and a
-/// connected binary sensor per camera, and a storage-used sensor. Every entity shares the
+/// Home Assistant MQTT discovery: (config topic, retained JSON) for a recording switch, a clip
+/// binary sensor (EVR) and a connected binary sensor per camera, and a storage-used sensor. Every entity shares the
 /// device's availability topic; an upload-backlog sensor with an uploader.
 pub fn discovery(ctx: &Context, t: &Topics) -> Vec<(String, Value)> {
     let dev = &ctx.device_id;
@@ -97,6 +97,18 @@ pub fn discovery(ctx: &Context, t: &Topics) -> Vec<(String, Value)> {
                 "unique_id": format!("{uid}_recording"),
                 "command_topic": t.recording_set(id),
                 "state_topic": t.recording_state(id),
+                "payload_on": "ON", "payload_off": "OFF",
+                "availability_topic": avail,
+                "device": device,
+            }),
+        ));
+        out.push((
+            format!("homeassistant/binary_sensor/{uid}_clip/config"),
+            json!({
+                "name": format!("{id} clip"),
+                "unique_id": format!("{uid}_clip"),
+                "device_class": "running",
+                "state_topic": t.clip_state(id),
                 "payload_on": "ON", "payload_off": "OFF",
                 "availability_topic": avail,
                 "device": device,

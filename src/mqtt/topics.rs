@@ -51,6 +51,11 @@ impl Topics {
         format!("{}/{camera}/recording/state", self.root)
     }
 
+    /// `R/<camera>/clip`: `ON` while the camera's signal gate holds a clip open, retained.
+    pub fn clip_state(&self, camera: &str) -> String {
+        format!("{}/{camera}/clip", self.root)
+    }
+
     /// `R/<camera>/recording/set`.
     pub fn recording_set(&self, camera: &str) -> String {
         format!("{}/{camera}/recording/set", self.root)

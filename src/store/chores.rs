@@ -19,3 +19,11 @@ pub fn record_upload(store: &mut Store, id: i64, at_utc_ns: i64) {
         warn!(segment = id, "cannot record the upload: {e}");
     }
 }
+
+/// Records that the uploader stored the description object of clip `id` at `at_utc_ns` (UTC
+/// ns); a failure is logged (the description is uploaded again later: same key, same bytes).
+pub fn record_clip_upload(store: &mut Store, id: i64, at_utc_ns: i64) {
+    if let Err(e) = store.index().set_clip_uploaded(id, at_utc_ns) {
+        warn!(clip = id, "cannot record the clip description upload: {e}");
+    }
+}

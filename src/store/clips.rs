@@ -16,6 +16,10 @@ use crate::config::Mode;
 use crate::evr::gate::{Change, ClipWindow, CloseReason, Gate, GateConfig, GateEvent};
 use crate::index::{ClipRow, EventRow, IndexError, Keep};
 
+/// How long a clip of a connected camera may wait past its end for the fragment that holds its
+/// end (a long GOP, muxer latency), ns.
+pub const MEDIA_WAIT_NS: i64 = 10_000_000_000;
+
 /// One camera's gate and its open clip's row.
 struct CamGate {
     mode: Mode,
@@ -104,6 +108,11 @@ impl Clips {
                 notice(stats, ClipChange::Stopped, r, Some(CloseReason::Shutdown));
             } else {
                 info!(camera = %r.camera, clip = r.id, "open clip resumed after a restart");
+                stats
+                    .open_clips
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(r.camera.clone(), r.id);
             }
         }
         Ok(clips)
@@ -155,8 +164,10 @@ impl Clips {
         Ok(())
     }
 
-    /// Closes clips whose end (plus the evaluation window) has passed at `now_utc_ns`;
-    /// `connected(camera)` says whether a camera is delivering media.
+    /// Closes clips whose end (plus the evaluation window) has passed at `now_utc_ns`.
+    /// `media(camera)` says whether a camera is delivering media and where its written media
+    /// ends (UTC ns): a clip of a connected camera waits until the fragment holding its end is
+    /// on the card (its last GOP may still be arriving), at most [`MEDIA_WAIT_NS`] longer.
     ///
     /// Errors: the index cannot be written.
     pub fn on_tick(
@@ -164,11 +175,18 @@ impl Clips {
         store: &mut Store,
         stats: &WriterStats,
         now_utc_ns: i64,
-        connected: impl Fn(&str) -> bool,
+        media: impl Fn(&str) -> (bool, Option<i64>),
     ) -> Result<(), IndexError> {
         for (camera, c) in self.cams.iter_mut() {
-            for ch in c.gate.on_tick(now_utc_ns) {
-                apply(store, stats, c, camera, ch, now_utc_ns, connected(camera))?;
+            let (connected, media_end) = media(camera);
+            let window = c.gate.config().evaluation_window_ns;
+            // The gate's clock as far as media has arrived, never more than MEDIA_WAIT_NS behind.
+            let gate_now = match media_end {
+                Some(m) if connected => now_utc_ns.min(m + window).max(now_utc_ns - MEDIA_WAIT_NS),
+                _ => now_utc_ns,
+            };
+            for ch in c.gate.on_tick(gate_now) {
+                apply(store, stats, c, camera, ch, now_utc_ns, connected)?;
             }
         }
         Ok(())
@@ -279,6 +297,18 @@ fn apply(
 }
 
 fn notice(stats: &WriterStats, change: ClipChange, r: &ClipRow, reason: Option<CloseReason>) {
+    {
+        let mut open = stats.open_clips.lock().unwrap_or_else(|e| e.into_inner());
+        match change {
+            ClipChange::Started if r.open => {
+                open.insert(r.camera.clone(), r.id);
+            }
+            ClipChange::Stopped if open.get(&r.camera) == Some(&r.id) => {
+                open.remove(&r.camera);
+            }
+            _ => {}
+        }
+    }
     stats.clip_log.push_with(|seq| ClipNotice {
         seq,
         change,

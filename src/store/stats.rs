@@ -69,6 +69,8 @@ pub struct WriterStats {
     pub clip_seconds: Mutex<BTreeMap<String, f64>>,
     /// Events the signal gate dropped as late, per camera.
     pub late_events_dropped: Mutex<BTreeMap<String, u64>>,
+    /// Each camera's open clip (row id), if any: MQTT's retained `R/<camera>/clip`.
+    pub open_clips: Mutex<BTreeMap<String, i64>>,
 }
 
 /// A log of the newest records, each with a sequence number that grows by one per record, so a
@@ -198,6 +200,14 @@ impl WriterStats {
             .get(camera)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Whether `camera` has an open clip.
+    pub fn clip_open(&self, camera: &str) -> bool {
+        self.open_clips
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(camera)
     }
 
     /// Seconds kept in closed clips of `camera`.

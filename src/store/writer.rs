@@ -92,6 +92,13 @@ pub enum WriterMsg {
         /// When the store confirmed it.
         at_utc_ns: i64,
     },
+    /// The uploader stored the description object of clip `id` at `at_utc_ns` (UTC ns).
+    ClipUploaded {
+        /// Clip row id.
+        id: i64,
+        /// When the store confirmed it.
+        at_utc_ns: i64,
+    },
     /// Close every open segment, commit, and end the thread.
     Shutdown,
 }
@@ -212,6 +219,8 @@ struct Cam {
     seg: Segmenter,
     run_id: Option<i64>,
     open: Option<OpenSegment>,
+    /// End of the last fragment written, UTC ns.
+    media_end_utc_ns: Option<i64>,
 }
 
 /// The writer; run it with [`Writer::spawn`].
@@ -337,11 +346,11 @@ impl Writer {
         }
         let utc = self.clock.utc_ns();
         let cams = &self.cams;
-        let connected = |c: &str| cams.get(c).is_some_and(|c| c.run_id.is_some());
-        if let Err(e) = self
-            .clips
-            .on_tick(&mut self.store, &self.stats, utc, connected)
-        {
+        let media = |c: &str| {
+            cams.get(c)
+                .map_or((false, None), |c| (c.run_id.is_some(), c.media_end_utc_ns))
+        };
+        if let Err(e) = self.clips.on_tick(&mut self.store, &self.stats, utc, media) {
             storage_error(&self.stats, "-", &e);
         }
         let due = self
@@ -383,6 +392,9 @@ impl Writer {
             WriterMsg::Uploaded { id, at_utc_ns } => {
                 chores::record_upload(&mut self.store, id, at_utc_ns)
             }
+            WriterMsg::ClipUploaded { id, at_utc_ns } => {
+                chores::record_clip_upload(&mut self.store, id, at_utc_ns)
+            }
             WriterMsg::Shutdown => {}
         }
     }
@@ -404,6 +416,7 @@ impl Writer {
                     seg,
                     run_id: None,
                     open: None,
+                    media_end_utc_ns: None,
                 },
             );
         }
@@ -462,8 +475,9 @@ impl Writer {
                 .bytes_written
                 .fetch_add(f.payload.len() as u64, Ordering::Relaxed);
             self.stats.fragments_written.fetch_add(1, Ordering::Relaxed);
-            self.clips
-                .on_media(&self.stats, &camera, f.utc_ns + f.duration_ns as i64);
+            let end = f.utc_ns + f.duration_ns as i64;
+            self.cam(&camera).media_end_utc_ns = Some(end);
+            self.clips.on_media(&self.stats, &camera, end);
         } else {
             // The fragment is lost: the timeline has a hole, so the next fragment starts a run.
             self.stats.dropped_fragments.fetch_add(1, Ordering::Relaxed);

@@ -11,9 +11,10 @@
 //! 5 min. Uploading a segment again after a crash writes the same object again: harmless.
 //! Store details are in [`target`].
 
+pub mod clips;
 pub mod target;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,7 +101,8 @@ impl UploadShared {
 }
 
 /// Starts the uploader thread; it stops within about a second of `stop` (an upload in flight is
-/// abandoned: it is done again next time).
+/// abandoned: it is done again next time). `evr_horizons`: the EVR cameras, each with its
+/// pre-roll horizon in ns; their media goes up as clip pieces ([`clips`]).
 ///
 /// Errors: the store cannot be configured, or the thread cannot start.
 pub fn spawn(
@@ -108,6 +110,7 @@ pub fn spawn(
     storage_root: PathBuf,
     index_path: PathBuf,
     writer: WriterHandle,
+    evr_horizons: HashMap<String, i64>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<(Arc<UploadShared>, std::thread::JoinHandle<()>)> {
     let store = target::build(&cfg)?;
@@ -135,6 +138,7 @@ pub fn spawn(
                 writer,
                 shared: s,
                 recent: VecDeque::new(),
+                evr_horizons,
             };
             rt.block_on(u.run(&stop));
         })?;
@@ -151,6 +155,8 @@ struct Uploader {
     shared: Arc<UploadShared>,
     /// Ids uploaded but perhaps not yet recorded by the writer: not uploaded twice.
     recent: VecDeque<i64>,
+    /// EVR cameras and their pre-roll horizons, ns.
+    evr_horizons: HashMap<String, i64>,
 }
 
 /// Why an upload failed.
@@ -159,6 +165,8 @@ enum Failure {
     Retry(String),
     /// Needs an operator (auth, missing bucket): retried every 5 min.
     Fatal(String),
+    /// Not ready: a clip may still change what an EVR segment covers; try again later.
+    NotYet,
 }
 
 impl Uploader {
@@ -173,15 +181,34 @@ impl Uploader {
                     Vec::new()
                 }
             };
+            let described = match self.describe_clips(stop).await {
+                Ok(n) => n,
+                Err(f) => {
+                    let m = match f {
+                        Failure::Retry(m) | Failure::Fatal(m) => m,
+                        Failure::NotYet => String::new(),
+                    };
+                    warn!("clip description upload failed: {m}");
+                    sleep_unless(stop, backoff.next_delay()).await;
+                    continue;
+                }
+            };
             if candidates.is_empty() {
-                sleep_unless(stop, Duration::from_secs(1)).await;
+                if described == 0 {
+                    sleep_unless(stop, Duration::from_secs(1)).await;
+                }
                 continue;
             }
+            let mut waiting = 0;
             for seg in candidates {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                match self.upload(&seg, stop).await {
+                let result = match self.evr_horizons.get(&seg.camera).copied() {
+                    None => self.upload(&seg, stop).await,
+                    Some(h) => self.upload_pieces(&seg, h, stop).await,
+                };
+                match result {
                     Ok(None) => {} // gone from the card since it was listed
                     Ok(Some(bytes)) => {
                         backoff.reset();
@@ -209,8 +236,10 @@ impl Uploader {
                             s.uploaded_bytes += bytes;
                         });
                     }
+                    Err(Failure::NotYet) => waiting += 1,
                     Err(f) => {
                         let (msg, wait) = match f {
+                            Failure::NotYet => unreachable!("handled above"),
                             Failure::Retry(m) => {
                                 let d = backoff.next_delay();
                                 warn!(camera = %seg.camera, retry_in_s = d.as_secs_f32(), "upload failed: {m}");
@@ -234,8 +263,116 @@ impl Uploader {
                     }
                 }
             }
+            if waiting > 0 {
+                sleep_unless(stop, Duration::from_secs(1)).await;
+            }
         }
         info!("uploader stopped");
+    }
+
+    /// Uploads the clip pieces of an EVR camera's segment ([`clips::pieces`]). `Ok(None)`: the
+    /// file is gone; `Err(NotYet)`: not final yet.
+    async fn upload_pieces(
+        &self,
+        seg: &SegmentRow,
+        horizon_ns: i64,
+        stop: &AtomicBool,
+    ) -> Result<Option<u64>, Failure> {
+        let ix = self.index.as_ref().expect("index opened by candidates");
+        let pieces = match clips::pieces(ix, seg, horizon_ns, now_utc_ns()) {
+            Ok(Some(p)) => p,
+            Ok(None) => return Err(Failure::NotYet),
+            Err(e) => return Err(Failure::Retry(format!("index: {e}"))),
+        };
+        let path = self.storage_root.join(&seg.path);
+        let mut total = 0;
+        for p in &pieces {
+            let data = match clips::read_piece(&path, seg, p) {
+                Ok(d) => d,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(Failure::Retry(format!("reading {}: {e}", path.display()))),
+            };
+            let key = clips::piece_key(&self.cfg.prefix, &seg.camera, p);
+            let started = Instant::now();
+            let n = data.len() as u64;
+            self.put(&key, data, "video/mp4", &seg.camera).await?;
+            self.pace(n, started, stop).await;
+            total += n;
+        }
+        Ok(Some(total))
+    }
+
+    /// Uploads the description objects of closed clips not described yet; returns how many.
+    async fn describe_clips(&mut self, stop: &AtomicBool) -> Result<usize, Failure> {
+        let Some(ix) = self.index.as_ref() else {
+            return Ok(0);
+        };
+        let todo = ix
+            .clips_to_upload(8)
+            .map_err(|e| Failure::Retry(format!("index: {e}")))?;
+        let mut n = 0;
+        for c in todo {
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let doc = clips::describe(ix, &c).map_err(|e| Failure::Retry(format!("index: {e}")))?;
+            let key = clips::clip_key(&self.cfg.prefix, &c);
+            self.put(
+                &key,
+                doc.to_string().into_bytes(),
+                "application/json",
+                &c.camera,
+            )
+            .await?;
+            if !self.writer.try_send(WriterMsg::ClipUploaded {
+                id: c.id,
+                at_utc_ns: now_utc_ns(),
+            }) {
+                warn!(
+                    clip = c.id,
+                    "uploader: writer queue full; will describe again"
+                );
+            }
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// One small object in one request.
+    async fn put(
+        &self,
+        key: &object_store::path::Path,
+        data: Vec<u8>,
+        content_type: &'static str,
+        camera: &str,
+    ) -> Result<(), Failure> {
+        let mut attrs = Attributes::new();
+        if !matches!(self.cfg.target, crate::config::UploadTarget::File { .. }) {
+            attrs.insert(Attribute::ContentType, content_type.into());
+            attrs.insert(
+                Attribute::Metadata("camera".into()),
+                camera.to_owned().into(),
+            );
+        }
+        self.store
+            .put_opts(
+                key,
+                PutPayload::from(data),
+                PutOptions {
+                    attributes: attrs,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                let m = format!("{key}: {e}");
+                if target::retryable(&e) {
+                    Failure::Retry(m)
+                } else {
+                    Failure::Fatal(m)
+                }
+            })
     }
 
     /// The oldest segments waiting, and refreshes the backlog figures.
@@ -250,7 +387,7 @@ impl Uploader {
             s.backlog_bytes = bytes;
             s.oldest_pending_utc_ns = oldest;
         });
-        let mut v = ix.upload_candidates(32)?;
+        let mut v = ix.upload_candidates(64)?;
         v.retain(|s| !self.recent.contains(&s.id));
         Ok(v)
     }

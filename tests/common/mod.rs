@@ -386,3 +386,39 @@ pub fn http_get(
     let body = buf.get(split + 4..).unwrap_or_default().to_vec();
     (status, head, body)
 }
+
+/// A raw HTTP/1.1 POST of a JSON body: (status, body bytes).
+pub fn http_post_json(
+    addr: impl std::net::ToSocketAddrs,
+    path: &str,
+    json: &str,
+) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+        json.len()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).unwrap();
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(buf.len());
+    let status = String::from_utf8_lossy(&buf[9..12]).parse().unwrap();
+    (status, buf.get(split + 4..).unwrap_or_default().to_vec())
+}
+
+/// `GET path` on the site's HTTP server, as JSON; panics on a status other than 200.
+pub fn get_json(site: &Site, path: &str) -> serde_json::Value {
+    let (status, _, body) = http_get(("127.0.0.1", site.http_port), path, &[]);
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// Formats UTC ns as the API's ISO 8601 date-time with milliseconds.
+pub fn iso_ns(ns: i64) -> String {
+    edgerec::playback::time::format_full(ns)
+}
