@@ -82,20 +82,15 @@ pub fn extent(spans: &[FragmentSpan]) -> Option<(i64, i64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::index::{FragmentEntry, SegmentState};
+    use crate::index::FragmentEntry;
 
     const S: i64 = 1_000_000_000;
 
+    /// A segment with fragments of the given durations (ms), 10 bytes each after a 100-byte
+    /// init segment.
     fn seg(id: i64, start_s: i64, frags_ms: &[u32]) -> SegmentRow {
         SegmentRow {
-            id,
-            camera: "c".into(),
-            run_id: 1,
-            start_utc_ns: start_s * S,
             duration_ns: frags_ms.iter().map(|&m| i64::from(m) * 1_000_000).sum(),
-            size_bytes: 0,
-            alloc_bytes: 0,
-            init_size_bytes: 100,
             fragments: frags_ms
                 .iter()
                 .map(|&m| FragmentEntry {
@@ -103,15 +98,7 @@ mod tests {
                     duration_us: m * 1000,
                 })
                 .collect(),
-            codec: "avc1".into(),
-            path: String::new(),
-            state: SegmentState::Complete,
-            uploaded_utc_ns: None,
-            timescale: 90_000,
-            decode_time: 0,
-            media_seq: 0,
-            disc_seq: 0,
-            disc_start: false,
+            ..crate::playback::timeline::tests::seg(id, 1, start_s * S, 0, 1)
         }
     }
 

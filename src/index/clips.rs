@@ -279,6 +279,36 @@ impl Index {
         )?)
     }
 
+    /// Makes `camera`'s keep classes agree with its mode, at start: on an EVR camera, media kept
+    /// by the mode becomes transient (after `fsck --rebuild` or a switch from CVR); on a CVR
+    /// camera, transient media becomes kept. Clip media stays. Returns how many rows changed.
+    pub fn align_keep_with_mode(&self, camera: &str, evr: bool) -> Result<usize, IndexError> {
+        let (from, to) = if evr {
+            (Keep::Mode, Keep::Transient)
+        } else {
+            (Keep::Transient, Keep::Mode)
+        };
+        Ok(self.conn.execute(
+            "UPDATE segment SET keep = ?3 WHERE camera = ?1 AND keep = ?2",
+            params![camera, from as i64, to as i64],
+        )?)
+    }
+
+    /// Marks the media of every clip again (after `fsck --rebuild`, which recreates segment rows
+    /// with the default keep class). Returns how many segments were marked.
+    pub fn remark_clip_media(&self) -> Result<usize, IndexError> {
+        let mut n = 0;
+        let clips: Vec<(String, i64, i64)> = self
+            .conn
+            .prepare("SELECT camera, requested_start_utc_ns, end_utc_ns FROM clip")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        for (camera, from, to) in clips {
+            n += self.mark_clip_media(&camera, from, to)?;
+        }
+        Ok(n)
+    }
+
     /// Sets the keep class of one segment.
     pub fn set_keep(&self, segment_id: i64, keep: Keep) -> Result<(), IndexError> {
         self.conn.execute(

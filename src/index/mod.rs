@@ -1115,6 +1115,25 @@ mod tests {
         // A clip marks what it covers, including the open segment.
         assert_eq!(ix.mark_clip_media("a", 125 * S, 160 * S).unwrap(), 2);
         assert!(ix.transient_expired("a", 200 * S, 10).unwrap().is_empty());
+        // The camera became EVR: what its mode kept is transient now, clip media stays.
+        assert_eq!(ix.align_keep_with_mode("a", true).unwrap(), 2);
+        let keeps: Vec<Keep> = ix
+            .all_segments()
+            .unwrap()
+            .iter()
+            .map(|s| ix.keep_of(s.id).unwrap().unwrap())
+            .collect();
+        assert_eq!(
+            keeps,
+            [
+                Keep::Clip,
+                Keep::Transient,
+                Keep::Clip,
+                Keep::Transient,
+                Keep::Clip,
+                Keep::Clip
+            ]
+        );
     }
 
     #[test]

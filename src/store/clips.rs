@@ -78,6 +78,10 @@ impl Clips {
         let open = store.index().open_clips()?;
         let mut cams = HashMap::new();
         for (id, mode, cfg) in cameras {
+            let n = store.index().align_keep_with_mode(id, *mode == Mode::Evr)?;
+            if n > 0 {
+                info!(camera = %id, segments = n, mode = ?mode, "keep classes aligned with the camera's mode");
+            }
             let row = open.iter().find(|r| &r.camera == id);
             cams.insert(
                 id.clone(),

@@ -166,5 +166,8 @@ pub fn rebuild(store: &mut Store) -> Result<u64, StoreError> {
         }
     }
     store.index().drop_empty_runs()?;
+    // Clips are not in the files: their rows survived; their media is marked again. An EVR
+    // camera's other media becomes transient when `edgerec run` starts (it knows the modes).
+    store.index().remark_clip_media()?;
     Ok(n)
 }

@@ -708,9 +708,13 @@ mod tests {
     const T0: i64 = 1_576_900_868_000_000_000;
 
     fn writer(dir: &std::path::Path, clock: &SimulatedClock) -> Writer {
+        writer_with(dir, clock, CameraPolicy::cvr(Duration::from_secs(3), None))
+    }
+
+    /// A writer with camera `cam` under `policy`, on a store in `dir`.
+    fn writer_with(dir: &std::path::Path, clock: &SimulatedClock, policy: CameraPolicy) -> Writer {
         let index_path = dir.join("index.sqlite3");
         let store = Store::open(dir, &index_path).unwrap();
-        let policy = CameraPolicy::cvr(Duration::from_secs(3), None);
         let cfg = WriterConfig {
             index_path,
             max_size_bytes: 1 << 30,
@@ -852,11 +856,7 @@ mod tests {
     }
 
     fn evr_writer(dir: &std::path::Path, clock: &SimulatedClock) -> Writer {
-        let index_path = dir.join("index.sqlite3");
-        let store = Store::open(dir, &index_path).unwrap();
         let policy = CameraPolicy {
-            segment_length: Duration::from_secs(3),
-            retention: None,
             mode: Mode::Evr,
             gate: GateConfig {
                 evaluation_window_ns: S,
@@ -865,17 +865,9 @@ mod tests {
                 maximum_ns: 10 * S,
                 late_events: crate::evr::gate::LateEvents::Drop,
             },
-            clip_retention: None,
+            ..CameraPolicy::cvr(Duration::from_secs(3), None)
         };
-        let cfg = WriterConfig {
-            index_path,
-            max_size_bytes: 1 << 30,
-            min_free_bytes: 0,
-            sync_interval: Duration::ZERO,
-            cameras: HashMap::from([("cam".to_string(), policy.clone())]),
-            default_policy: policy,
-        };
-        Writer::with_clock(store, cfg, Arc::new(clock.clone())).unwrap()
+        writer_with(dir, clock, policy)
     }
 
     fn event(w: &mut Writer, id: &str, time_utc_ns: i64, now: i64) -> EventInsert {
