@@ -38,9 +38,12 @@ impl Rejection {
 }
 
 /// The fields an event may have: `{"id"?, "label", "time"? (RFC 3339 UTC, default: now),
-/// "duration"? (ISO 8601, a trigger held for that long)}`; `reply_to` belongs to MQTT 3.1.1
-/// request envelopes and is ignored.
-const FIELDS: [&str; 5] = ["id", "label", "time", "duration", "reply_to"];
+/// "duration"? (ISO 8601, a trigger held for that long), "objects"? (labels of what was seen,
+/// at most [`MAX_OBJECTS`])}`; `reply_to` belongs to MQTT 3.1.1 request envelopes and is ignored.
+const FIELDS: [&str; 6] = ["id", "label", "time", "duration", "objects", "reply_to"];
+
+/// Most object labels one event may carry.
+pub const MAX_OBJECTS: usize = 32;
 
 /// The string field `name` of `o`, if present. Errors: 400 naming the field.
 fn text<'a>(
@@ -68,7 +71,7 @@ pub fn parse(camera: &str, v: serde_json::Value) -> Result<EventRow, Rejection> 
     if let Some(k) = o.keys().find(|k| !FIELDS.contains(&k.as_str())) {
         return Err(Rejection::new(
             400,
-            format!("event: unknown field {k:?} (fields: id, label, time, duration)"),
+            format!("event: unknown field {k:?} (fields: id, label, time, duration, objects)"),
         ));
     }
     let label =
@@ -104,7 +107,27 @@ pub fn parse(camera: &str, v: serde_json::Value) -> Result<EventRow, Rejection> 
             now as u32 ^ (now >> 32) as u32
         ),
     };
+    let objects = match o.get("objects") {
+        None => Vec::new(),
+        Some(serde_json::Value::Array(a)) if a.len() <= MAX_OBJECTS => a
+            .iter()
+            .map(|v| match v.as_str() {
+                Some(s) if !s.is_empty() && s.len() <= MAX_LABEL => Ok(s.to_owned()),
+                _ => Err(Rejection::new(
+                    400,
+                    "event: objects must be strings of 1 to 128 bytes",
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err(Rejection::new(
+                400,
+                format!("event: objects must be an array of at most {MAX_OBJECTS} strings"),
+            ))
+        }
+    };
     Ok(EventRow {
+        objects,
         camera: camera.to_owned(),
         id,
         label: label.to_owned(),
@@ -171,11 +194,15 @@ mod tests {
             (json!({"label": "a", "id": ""}), "id"),
             (json!({"label": "a", "colour": "red"}), "colour"),
             (json!({"label": 5}), "label"),
+            (json!({"label": "a", "objects": "person"}), "objects"),
+            (json!({"label": "a", "objects": [1]}), "objects"),
         ] {
             let r = parse("c", bad.clone()).unwrap_err();
             assert_eq!(r.status, 400, "{bad}");
             assert!(r.message.contains(field), "{bad}: {}", r.message);
         }
         assert!(parse("c", json!({"label": "a"})).unwrap().id.len() > 10);
+        let e = parse("c", json!({"label": "a", "objects": ["person", "car"]})).unwrap();
+        assert_eq!(e.objects, ["person", "car"]);
     }
 }

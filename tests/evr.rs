@@ -255,7 +255,11 @@ fn idle_evr_camera_keeps_its_ring_and_uploads_only_the_clip() {
         moto.keys("edge")
     );
     let t = now_utc_ns();
-    post_event(&site, "gate", r#"{"id": "e1", "label": "person"}"#);
+    post_event(
+        &site,
+        "gate",
+        r#"{"id": "e1", "label": "person", "objects": ["person", "bicycle"]}"#,
+    );
     wait_for(Duration::from_secs(30), "the clip to close", || {
         clips(&site, "gate", t - 60 * S, t + 60 * S)[0]["state"] == "closed"
     });
@@ -314,6 +318,7 @@ fn idle_evr_camera_keeps_its_ring_and_uploads_only_the_clip() {
     let doc: Value = serde_json::from_slice(&doc).unwrap();
     assert_eq!(doc["camera"], "gate");
     assert_eq!(doc["events"][0]["label"], "person");
+    assert_eq!(doc["events"][0]["objects"][1], "bicycle");
     assert_eq!(t_of(&doc["start"]), start);
     let (ok, _) = rec.terminate();
     assert!(ok);

@@ -104,7 +104,7 @@ pub async fn list(
                 .iter()
                 .filter(|x| x.clip_id == c.id)
                 .map(|x| {
-                    serde_json::json!({"id": x.id, "label": x.label, "time": format_full(x.time_utc_ns)})
+                    serde_json::json!({"id": x.id, "label": x.label, "time": format_full(x.time_utc_ns), "objects": x.objects})
                 })
                 .collect();
             out.push(clip_json(&camera, c, media, evs));

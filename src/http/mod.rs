@@ -443,6 +443,7 @@ async fn events(State(st): State<Shared>, Query(q): Query<HashMap<String, String
                     "time": format_full(r.time_utc_ns),
                     "duration": r.duration_ns.map(crate::playback::dash::iso_duration),
                     "received": format_full(r.received_utc_ns),
+                    "objects": r.objects,
                 })
             })
             .collect();

@@ -34,6 +34,8 @@ CREATE INDEX clip_open ON clip (state) WHERE state = 0;
 ALTER TABLE event ADD COLUMN clip_id INTEGER REFERENCES clip (id);
 -- 1 if it arrived too late for the signal gate and was dropped.
 ALTER TABLE event ADD COLUMN late INTEGER NOT NULL DEFAULT 0 CHECK (late IN (0, 1));
+-- What the sender saw with the event (e.g. ["person","car"]): a JSON array of labels; NULL: none.
+ALTER TABLE event ADD COLUMN objects TEXT;
 -- Keep class input: 0 transient (an EVR camera's media no clip covers: the pre-roll ring),
 -- 1 kept by the camera's mode (CVR), 2 covered by a clip.
 ALTER TABLE segment ADD COLUMN keep INTEGER NOT NULL DEFAULT 1 CHECK (keep IN (0, 1, 2));
@@ -119,6 +121,8 @@ pub struct ClipEvent {
     /// When it happened, UTC ns.
     #[serde(skip)]
     pub time_utc_ns: i64,
+    /// Object labels the sender saw with it.
+    pub objects: Vec<String>,
 }
 
 impl Index {
@@ -245,7 +249,7 @@ impl Index {
     pub fn clip_events(&self, clip_ids: &[i64]) -> Result<Vec<ClipEvent>, IndexError> {
         let mut out = Vec::new();
         let mut st = self.conn.prepare_cached(
-            "SELECT clip_id, event_id, label, time_utc_ns FROM event WHERE clip_id = ?1 \
+            "SELECT clip_id, event_id, label, time_utc_ns, objects FROM event WHERE clip_id = ?1 \
              ORDER BY time_utc_ns",
         )?;
         for id in clip_ids {
@@ -255,6 +259,7 @@ impl Index {
                     id: r.get(1)?,
                     label: r.get(2)?,
                     time_utc_ns: r.get(3)?,
+                    objects: super::objects_from_json(r.get(4)?),
                 })
             })?;
             for r in rows {

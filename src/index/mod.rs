@@ -108,6 +108,19 @@ pub struct EventRow {
     pub duration_ns: Option<i64>,
     /// When edgerec received it, UTC ns.
     pub received_utc_ns: i64,
+    /// Object labels the sender saw with it (e.g. `person`, `car`); empty if none.
+    pub objects: Vec<String>,
+}
+
+/// Event objects as stored (`event.objects`, a JSON array, NULL for none).
+fn objects_to_json(objects: &[String]) -> Option<String> {
+    (!objects.is_empty()).then(|| serde_json::to_string(objects).unwrap_or_default())
+}
+
+/// Event objects read back; an unreadable value counts as none.
+fn objects_from_json(v: Option<String>) -> Vec<String> {
+    v.and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or_default()
 }
 
 /// What [`Index::insert_event`] did.
@@ -655,9 +668,17 @@ impl Index {
     /// taken id.
     pub fn insert_event(&self, e: &EventRow) -> Result<EventInsert, IndexError> {
         let n = self.conn.execute(
-            "INSERT INTO event (camera, event_id, label, time_utc_ns, duration_ns, received_utc_ns) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (camera, event_id) DO NOTHING",
-            params![e.camera, e.id, e.label, e.time_utc_ns, e.duration_ns, e.received_utc_ns],
+            "INSERT INTO event (camera, event_id, label, time_utc_ns, duration_ns, received_utc_ns, \
+             objects) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (camera, event_id) DO NOTHING",
+            params![
+                e.camera,
+                e.id,
+                e.label,
+                e.time_utc_ns,
+                e.duration_ns,
+                e.received_utc_ns,
+                objects_to_json(&e.objects)
+            ],
         )?;
         if n == 1 {
             return Ok(EventInsert::Inserted);
@@ -686,8 +707,8 @@ impl Index {
     ) -> Result<Vec<EventRow>, IndexError> {
         // Events are short next to a day: look back at most 24 h for ones that began earlier.
         let mut st = self.conn.prepare_cached(
-            "SELECT camera, event_id, label, time_utc_ns, duration_ns, received_utc_ns FROM event \
-             WHERE camera = ?1 AND time_utc_ns <= ?3 AND time_utc_ns >= ?2 - 86400000000000 \
+            "SELECT camera, event_id, label, time_utc_ns, duration_ns, received_utc_ns, objects \
+             FROM event WHERE camera = ?1 AND time_utc_ns <= ?3 AND time_utc_ns >= ?2 - 86400000000000 \
              AND time_utc_ns + COALESCE(duration_ns, 0) >= ?2 ORDER BY time_utc_ns LIMIT ?4",
         )?;
         let rows = st.query_map(params![camera, from_utc_ns, to_utc_ns, limit as i64], |r| {
@@ -698,6 +719,7 @@ impl Index {
                 time_utc_ns: r.get(3)?,
                 duration_ns: r.get(4)?,
                 received_utc_ns: r.get(5)?,
+                objects: objects_from_json(r.get(6)?),
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

@@ -30,7 +30,8 @@ pub struct KeepPolicy {
     /// `None`: keep until evicted for space.
     pub retention: Option<Duration>,
     /// Clip media (segments a clip covers) is kept this long instead (`clip_retention`, at least
-    /// `retention`); `None`: like other media.
+    /// `retention`); `None`: like other media. Without a `retention` nothing expires, clips
+    /// included.
     pub clip_retention: Option<Duration>,
     /// EVR cameras: transient media (no clip covers it) is deleted once it ended longer ago than
     /// this pre-roll horizon (`-activation_signal_offset + activation_evaluation_window + one
@@ -248,12 +249,14 @@ impl Reclaimer {
             .collect();
         cameras.sort_by(|a, b| a.0.cmp(&b.0));
         for (camera, p) in cameras {
-            if p.retention.is_none() && p.clip_retention.is_none() {
+            // Without a retention everything is kept until eviction: clip media as well.
+            let Some(retention) = p.retention else {
                 continue;
-            }
-            let ago = |d: Option<Duration>| d.map(|d| now_utc_ns - d.as_nanos() as i64);
-            let before = ago(p.retention).unwrap_or(i64::MIN);
-            let clip_before = ago(p.clip_retention).unwrap_or(before);
+            };
+            let before = now_utc_ns - retention.as_nanos() as i64;
+            let clip_before = p
+                .clip_retention
+                .map_or(before, |d| now_utc_ns - d.as_nanos() as i64);
             loop {
                 let expired = match store.index().expired(&camera, before, clip_before, 256) {
                     Ok(v) if !v.is_empty() => v,

@@ -880,6 +880,7 @@ mod tests {
                 time_utc_ns,
                 duration_ns: None,
                 received_utc_ns: now,
+                objects: vec!["car".into()],
             },
             reply: tx,
         });

@@ -125,7 +125,7 @@ pub fn describe(ix: &Index, c: &ClipRow) -> Result<serde_json::Value, IndexError
     let events: Vec<_> = ix
         .clip_events(&[c.id])?
         .into_iter()
-        .map(|e| serde_json::json!({"id": e.id, "label": e.label, "time": format_full(e.time_utc_ns)}))
+        .map(|e| serde_json::json!({"id": e.id, "label": e.label, "time": format_full(e.time_utc_ns), "objects": e.objects}))
         .collect();
     Ok(serde_json::json!({
         "id": c.id,
