@@ -977,4 +977,142 @@ mod tests {
         assert_eq!(WriterStats::get(&w.stats.late_events_dropped, "cam"), 1);
         assert!(w.store.index().open_clips().unwrap().is_empty());
     }
+
+    /// Under a small limit eviction takes the keep classes in order: an EVR camera's transient
+    /// ring, then uploaded media, then media not uploaded, and clip media last; files and rows
+    /// go together.
+    #[test]
+    fn eviction_takes_keep_classes_in_order_under_a_small_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = SimulatedClock::new(T0);
+        let evr = CameraPolicy {
+            mode: Mode::Evr,
+            gate: GateConfig {
+                evaluation_window_ns: S,
+                offset_ns: -60 * S, // a long ring: nothing is trimmed during the test
+                minimum_ns: 2 * S,
+                maximum_ns: 2 * S,
+                late_events: crate::evr::gate::LateEvents::Drop,
+            },
+            ..CameraPolicy::cvr(Duration::from_secs(3), None)
+        };
+        let mut w = writer_with(dir.path(), &clock, evr.clone());
+        w.cfg.cameras.insert(
+            "cvr".into(),
+            CameraPolicy::cvr(Duration::from_secs(3), None),
+        );
+        let frag_of = |camera: &str, t: i64| {
+            WriterMsg::Fragment(Fragment {
+                camera: Arc::from(camera),
+                payload: Box::new(vec![7u8; 16 * 1024]),
+                utc_ns: t,
+                duration_ns: S as u64,
+                decode_time: 0,
+                new_run: None,
+            })
+        };
+        w.handle(init(b"I"));
+        w.handle(WriterMsg::Init {
+            camera: Arc::from("cvr"),
+            data: b"I".to_vec(),
+        });
+        for k in 0..24 {
+            let t = clock.utc_ns();
+            if k == 6 {
+                event(&mut w, "e", t, t);
+            }
+            w.handle(frag_of("cam", t));
+            w.handle(frag_of("cvr", t));
+            clock.advance(S);
+        }
+        // Every other complete CVR segment is uploaded.
+        let cvr: Vec<SegmentRow> = w
+            .store
+            .index()
+            .all_segments()
+            .unwrap()
+            .into_iter()
+            .filter(|s| s.camera == "cvr" && s.state == SegmentState::Complete)
+            .collect();
+        for s in cvr.iter().step_by(2) {
+            w.handle(WriterMsg::Uploaded {
+                id: s.id,
+                at_utc_ns: T0,
+            });
+        }
+        let class = |w: &mut Writer, s: &SegmentRow| {
+            let keep = w.store.index().keep_of(s.id).unwrap().unwrap();
+            match (keep, s.uploaded_utc_ns.is_some()) {
+                (crate::index::Keep::Transient, _) => 0,
+                (_, true) => 1,
+                (crate::index::Keep::Mode, false) => 2,
+                (crate::index::Keep::Clip, false) => 3,
+            }
+        };
+        let before: Vec<(SegmentRow, u8)> = {
+            let rows = w.store.index().all_segments().unwrap();
+            rows.into_iter()
+                .filter(|s| s.state == SegmentState::Complete)
+                .map(|s| {
+                    let c = class(&mut w, &s);
+                    (s, c)
+                })
+                .collect()
+        };
+        let count = |c: u8| before.iter().filter(|b| b.1 == c).count();
+        assert!(
+            (0..4).all(|c| count(c) >= 1),
+            "every class is present: {:?}",
+            (0..4).map(count).collect::<Vec<_>>()
+        );
+        // Room for all transient and uploaded segments plus one more segment must be made. The
+        // index's own bytes are left out of this limit so that its WAL cannot shift the count.
+        let take = count(0) + count(1) + 1;
+        let mut sorted = before.clone();
+        sorted.sort_by_key(|b| (b.1, b.0.start_utc_ns));
+        let need: u64 = sorted[..take].iter().map(|b| b.0.alloc_bytes as u64).sum();
+        let limits = Limits {
+            index_path: dir.path().join("not-counted"),
+            max_size_bytes: 0,
+            min_free_bytes: 0,
+        };
+        w.reclaim = Reclaimer::new(&mut w.store, limits.clone(), HashMap::new()).unwrap();
+        let used = w.reclaim.used_bytes(w.open_alloc());
+        // Asking for one block more than the limit leaves: exactly `need` bytes must go.
+        w.reclaim = Reclaimer::new(
+            &mut w.store,
+            Limits {
+                max_size_bytes: used + 4096 - need,
+                ..limits
+            },
+            HashMap::new(),
+        )
+        .unwrap();
+        let open_alloc = w.open_alloc();
+        assert!(w
+            .reclaim
+            .ensure_space(&mut w.store, &w.live, &w.stats, 1, open_alloc));
+        let left: Vec<i64> = w
+            .store
+            .index()
+            .all_segments()
+            .unwrap()
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        for (i, (s, c)) in sorted.iter().enumerate() {
+            let gone = !left.contains(&s.id);
+            assert_eq!(
+                gone,
+                i < take,
+                "segment {} of class {c} (#{i} in eviction order): gone = {gone}",
+                s.path
+            );
+            assert_eq!(dir.path().join(&s.path).exists(), !gone);
+        }
+        assert_eq!(
+            w.stats.evicted_segments.load(Ordering::Relaxed),
+            take as u64
+        );
+    }
 }
