@@ -210,6 +210,22 @@ fn seed_policy_clip_from_real_footage_is_keyframe_exact() {
         m.contains("edgerec_camera_clips_opened_total{camera=\"gate\"} 1"),
         "{m}"
     );
+    // Card writes of the whole process (media, index, WAL) per byte of media received.
+    let media: f64 = m
+        .lines()
+        .find_map(|l| l.strip_prefix("edgerec_recorded_bytes_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    let io = std::fs::read_to_string(format!("/proc/{}/io", rec.pid())).unwrap();
+    let written: f64 = io
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes: "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    println!(
+        "card writes: {written} bytes for {media} bytes of media: write amplification {:.4}",
+        written / media
+    );
     let (ok, _) = rec.terminate();
     assert!(ok);
     let (clean, out) = site.fsck(&[]);

@@ -628,13 +628,31 @@ impl Index {
 
     /// Upload: the oldest `limit` complete segments that are not uploaded yet, across cameras,
     /// by start (the `segment_eviction` index). An EVR camera's transient media (no clip covers
-    /// it) is never uploaded.
-    pub fn upload_candidates(&self, limit: usize) -> Result<Vec<SegmentRow>, IndexError> {
-        let mut st = self.conn.prepare_cached(&format!(
+    /// it) is never uploaded. `holds`: (camera, t) pairs whose segments ending after `t` (UTC ns)
+    /// are not ready yet and are skipped, so that they cannot crowd out other cameras' segments.
+    pub fn upload_candidates(
+        &self,
+        limit: usize,
+        holds: &[(String, i64)],
+    ) -> Result<Vec<SegmentRow>, IndexError> {
+        let mut sql = format!(
             "SELECT {SEGMENT_COLS} FROM segment WHERE state = 1 AND uploaded_utc_ns IS NULL \
-             AND keep != 0 ORDER BY start_utc_ns LIMIT ?1"
-        ))?;
-        let rows = st.query_map([limit as i64], row_to_segment)?;
+             AND keep != 0"
+        );
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        for (camera, t) in holds {
+            sql += &format!(
+                " AND NOT (camera = ?{} AND start_utc_ns + duration_ns > ?{})",
+                args.len() + 1,
+                args.len() + 2
+            );
+            args.push(camera.clone().into());
+            args.push((*t).into());
+        }
+        sql += &format!(" ORDER BY start_utc_ns LIMIT ?{}", args.len() + 1);
+        args.push((limit as i64).into());
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let rows = st.query_map(rusqlite::params_from_iter(args), row_to_segment)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -1105,12 +1123,20 @@ mod tests {
             ["ring", "clip-up", "cvr-up", "cvr-old", "cvr-new", "clip-old"]
         );
         let up: Vec<String> = ix
-            .upload_candidates(10)
+            .upload_candidates(10, &[])
             .unwrap()
             .into_iter()
             .map(|s| s.path)
             .collect();
         assert_eq!(up, ["clip-old", "cvr-old", "cvr-new"]);
+        // A hold on the camera from 40 s on: only what ended by then.
+        let held: Vec<String> = ix
+            .upload_candidates(10, &[("a".into(), 40 * S)])
+            .unwrap()
+            .into_iter()
+            .map(|s| s.path)
+            .collect();
+        assert_eq!(held, ["clip-old"]);
         assert_eq!(ix.upload_backlog().unwrap().0, 3);
         // Retention at 100 s, clip retention at 10 s: clip media that ended by 10 s only.
         let expired: Vec<String> = ix

@@ -111,6 +111,10 @@ impl Clips {
                 info!(camera = %r.camera, clip = r.id, "clip ended while edgerec was stopped: closed (shutdown)");
                 notice(stats, ClipChange::Stopped, r, Some(CloseReason::Shutdown));
             } else {
+                // Files that recovery adopted after a crash came back with the default keep class.
+                store
+                    .index()
+                    .mark_clip_media(&r.camera, r.requested_start_utc_ns, r.end_utc_ns)?;
                 info!(camera = %r.camera, clip = r.id, "open clip resumed after a restart");
                 stats
                     .open_clips

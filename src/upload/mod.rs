@@ -184,12 +184,9 @@ impl Uploader {
             let described = match self.describe_clips(stop).await {
                 Ok(n) => n,
                 Err(f) => {
-                    let m = match f {
-                        Failure::Retry(m) | Failure::Fatal(m) => m,
-                        Failure::NotYet => String::new(),
-                    };
-                    warn!("clip description upload failed: {m}");
-                    sleep_unless(stop, backoff.next_delay()).await;
+                    if let Some(wait) = self.failed("-", f, &mut backoff) {
+                        sleep_unless(stop, wait).await;
+                    }
                     continue;
                 }
             };
@@ -236,31 +233,13 @@ impl Uploader {
                             s.uploaded_bytes += bytes;
                         });
                     }
-                    Err(Failure::NotYet) => waiting += 1,
-                    Err(f) => {
-                        let (msg, wait) = match f {
-                            Failure::NotYet => unreachable!("handled above"),
-                            Failure::Retry(m) => {
-                                let d = backoff.next_delay();
-                                warn!(camera = %seg.camera, retry_in_s = d.as_secs_f32(), "upload failed: {m}");
-                                (m, d)
-                            }
-                            Failure::Fatal(m) => {
-                                error!(camera = %seg.camera, "upload failed and needs attention (auth, permission or missing bucket); retrying every 5 min: {m}");
-                                (m, Duration::from_secs(300))
-                            }
-                        };
-                        self.shared.update(|s| {
-                            if s.state == Uplink::Online {
-                                warn!("uplink offline");
-                            }
-                            s.state = Uplink::Offline;
-                            s.failures += 1;
-                            s.last_error = Some((now_utc_ns(), msg));
-                        });
-                        sleep_unless(stop, wait).await;
-                        break; // start again from the oldest segment still there
-                    }
+                    Err(f) => match self.failed(&seg.camera, f, &mut backoff) {
+                        None => waiting += 1,
+                        Some(wait) => {
+                            sleep_unless(stop, wait).await;
+                            break; // start again from the oldest segment still there
+                        }
+                    },
                 }
             }
             if waiting > 0 {
@@ -268,6 +247,32 @@ impl Uploader {
             }
         }
         info!("uploader stopped");
+    }
+
+    /// Reports a failed upload to operators (log, uplink state, last error) and returns how long
+    /// to wait before the next try; `None` for [`Failure::NotYet`], which is no failure.
+    fn failed(&self, camera: &str, f: Failure, backoff: &mut Backoff) -> Option<Duration> {
+        let (msg, wait) = match f {
+            Failure::NotYet => return None,
+            Failure::Retry(m) => {
+                let d = backoff.next_delay();
+                warn!(camera, retry_in_s = d.as_secs_f32(), "upload failed: {m}");
+                (m, d)
+            }
+            Failure::Fatal(m) => {
+                error!(camera, "upload failed and needs attention (auth, permission or missing bucket); retrying every 5 min: {m}");
+                (m, Duration::from_secs(300))
+            }
+        };
+        self.shared.update(|s| {
+            if s.state == Uplink::Online {
+                warn!("uplink offline");
+            }
+            s.state = Uplink::Offline;
+            s.failures += 1;
+            s.last_error = Some((now_utc_ns(), msg));
+        });
+        Some(wait)
     }
 
     /// Uploads the clip pieces of an EVR camera's segment ([`clips::pieces`]). `Ok(None)`: the
@@ -387,7 +392,23 @@ impl Uploader {
             s.backlog_bytes = bytes;
             s.oldest_pending_utc_ns = oldest;
         });
-        let mut v = ix.upload_candidates(64)?;
+        // An EVR camera's segments wait while a clip may still change them: after the pre-roll
+        // horizon, and from the start of its open clip on ([`clips::pieces`] checks again).
+        let now = now_utc_ns();
+        let open = ix.open_clips()?;
+        let holds: Vec<(String, i64)> = self
+            .evr_horizons
+            .iter()
+            .map(|(camera, h)| {
+                let clip = open
+                    .iter()
+                    .filter(|c| &c.camera == camera)
+                    .map(|c| c.requested_start_utc_ns)
+                    .min();
+                (camera.clone(), clip.map_or(now - h, |c| c.min(now - h)))
+            })
+            .collect();
+        let mut v = ix.upload_candidates(64, &holds)?;
         v.retain(|s| !self.recent.contains(&s.id));
         Ok(v)
     }
