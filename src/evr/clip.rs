@@ -6,8 +6,12 @@
 //! fragment boundaries plays from its first frame. Fragment `i` of a segment starts at the
 //! segment's start plus the durations of fragments `0..i` (one continuous timeline inside a
 //! segment) and sits at byte offset `init_size_bytes` plus their sizes.
+//!
+//! Also here: the JSON of a clip's event, one shape for the clips API and the uploaded clip
+//! descriptions.
 
-use crate::index::SegmentRow;
+use crate::index::{ClipEvent, SegmentRow};
+use crate::playback::time::format_full;
 
 /// The fragments of one segment that a clip covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +81,17 @@ pub fn covered(segments: &[SegmentRow], from_utc_ns: i64, to_utc_ns: i64) -> Vec
 /// (UTC ns), or `None` if no media lies in the window.
 pub fn extent(spans: &[FragmentSpan]) -> Option<(i64, i64)> {
     Some((spans.first()?.start_utc_ns, spans.last()?.end_utc_ns))
+}
+
+/// An event of a clip as the clips API and the description objects show it:
+/// `{"id", "label", "time" (UTC, ms), "objects"}`.
+pub fn event_json(e: &ClipEvent) -> serde_json::Value {
+    serde_json::json!({
+        "id": e.id,
+        "label": e.label,
+        "time": format_full(e.time_utc_ns),
+        "objects": e.objects,
+    })
 }
 
 #[cfg(test)]

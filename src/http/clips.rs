@@ -11,7 +11,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::{blocking, check_camera, Shared};
-use crate::evr::clip::{covered, extent};
+use crate::evr::clip::{covered, event_json, extent};
 use crate::index::ClipRow;
 use crate::playback::available::MAX_FULL_NS;
 use crate::playback::time::{format_full, parse_datetime};
@@ -103,9 +103,7 @@ pub async fn list(
             let evs: Vec<_> = events
                 .iter()
                 .filter(|x| x.clip_id == c.id)
-                .map(|x| {
-                    serde_json::json!({"id": x.id, "label": x.label, "time": format_full(x.time_utc_ns), "objects": x.objects})
-                })
+                .map(event_json)
                 .collect();
             out.push(clip_json(&camera, c, media, evs));
         }
@@ -119,7 +117,7 @@ pub async fn list(
 }
 
 /// One clip as the API shows it. `media`: the achieved media extent (UTC ns), if any.
-pub fn clip_json(
+fn clip_json(
     camera: &str,
     c: &ClipRow,
     media: Option<(i64, i64)>,

@@ -109,17 +109,15 @@ fn row_to_clip(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClipRow> {
 }
 
 /// An event linked to a clip, for clip listings.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClipEvent {
     /// The clip's row id.
-    #[serde(skip)]
     pub clip_id: i64,
     /// The sender's event id.
     pub id: String,
     /// Its label.
     pub label: String,
     /// When it happened, UTC ns.
-    #[serde(skip)]
     pub time_utc_ns: i64,
     /// Object labels the sender saw with it.
     pub objects: Vec<String>,
@@ -190,15 +188,6 @@ impl Index {
         ))?;
         let rows = st.query_map([], row_to_clip)?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// A clip by id.
-    pub fn clip(&self, id: i64) -> Result<Option<ClipRow>, IndexError> {
-        Ok(self
-            .conn
-            .prepare_cached(&format!("SELECT {CLIP_COLS} FROM clip WHERE id = ?1"))?
-            .query_row([id], row_to_clip)
-            .optional()?)
     }
 
     /// Clips of `camera` whose window `[requested start, end]` overlaps `[from, to]`, by start.
@@ -312,15 +301,6 @@ impl Index {
             n += self.mark_clip_media(&camera, from, to)?;
         }
         Ok(n)
-    }
-
-    /// Sets the keep class of one segment.
-    pub fn set_keep(&self, segment_id: i64, keep: Keep) -> Result<(), IndexError> {
-        self.conn.execute(
-            "UPDATE segment SET keep = ?2 WHERE id = ?1",
-            params![segment_id, keep as i64],
-        )?;
-        Ok(())
     }
 
     /// The keep class of a segment, if it exists.

@@ -489,18 +489,10 @@ impl Index {
     }
 
     /// In one transaction: marks `closed` complete with its final sizes and fragments, and inserts
-    /// `opened` (if any) as the next open segment. This is the one transaction a segment costs.
+    /// `opened` (if any) as the next open segment with keep class `opened_keep` ([`Keep::Mode`],
+    /// or for an EVR camera transient or clip). This is the one transaction a segment costs.
     /// Returns what `opened` was given on insert.
     pub fn roll(
-        &mut self,
-        closed: Option<&SegmentRow>,
-        opened: Option<&SegmentRow>,
-    ) -> Result<Option<Inserted>, IndexError> {
-        self.roll_keep(closed, opened, Keep::Mode)
-    }
-
-    /// [`Index::roll`], with the keep class of the opened row (EVR: transient or clip).
-    pub fn roll_keep(
         &mut self,
         closed: Option<&SegmentRow>,
         opened: Option<&SegmentRow>,
@@ -1109,7 +1101,7 @@ mod tests {
         for (name, start, keep, up) in rows {
             let mut s = seg("a", r, start * S, name);
             s.uploaded_utc_ns = up.then_some(1);
-            let id = ix.roll_keep(None, Some(&s), keep).unwrap().unwrap().id;
+            let id = ix.roll(None, Some(&s), keep).unwrap().unwrap().id;
             ix.rewrite_segment(&SegmentRow { id, ..s }).unwrap();
         }
         let order: Vec<String> = ix
@@ -1228,7 +1220,11 @@ mod tests {
         });
         let mut next = seg("a", r, 30, "p1");
         next.state = SegmentState::Open;
-        let id = ix.roll(Some(&open), Some(&next)).unwrap().unwrap().id;
+        let id = ix
+            .roll(Some(&open), Some(&next), Keep::Mode)
+            .unwrap()
+            .unwrap()
+            .id;
         let all = ix.all_segments().unwrap();
         assert_eq!(all[0].state, SegmentState::Complete);
         assert_eq!(all[0].fragments.len(), 2);

@@ -114,12 +114,6 @@ impl<T: Clone> SeqLog<T> {
             lost,
         )
     }
-
-    /// The newest sequence number (0 if none yet).
-    pub fn last_seq(&self) -> u64 {
-        let log = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        log.back().map_or(0, |b| b.0)
-    }
 }
 
 /// What happened to a clip, for MQTT's LVA-shaped operational events.

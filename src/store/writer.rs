@@ -618,7 +618,7 @@ impl Writer {
             None => self
                 .store
                 .index()
-                .roll_keep(None, Some(&row), keep)
+                .roll(None, Some(&row), keep)
                 .map_err(StoreError::from),
         };
         let inserted = match committed {
@@ -651,7 +651,7 @@ impl Writer {
             Some((r, k)) => (Some(r), k),
             None => (None, crate::index::Keep::Mode),
         };
-        let inserted = self.store.index().roll_keep(Some(&row), next, keep)?;
+        let inserted = self.store.index().roll(Some(&row), next, keep)?;
         self.reclaim.closed(row.alloc_bytes as u64);
         self.stats.segments_closed.fetch_add(1, Ordering::Relaxed);
         debug!(camera = %row.camera, path = %row.path, bytes = row.size_bytes,

@@ -18,19 +18,13 @@ use std::path::Path;
 
 use object_store::path::Path as ObjectPath;
 
-use crate::evr::clip::{covered, extent, FragmentSpan};
+use crate::evr::clip::{covered, event_json, extent, FragmentSpan};
 use crate::index::{ClipRow, Index, IndexError, SegmentRow};
 use crate::playback::time::format_full;
 use crate::store::layout::{segment_stem, utc};
 
-/// One object to upload for a segment of an EVR camera.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Piece {
-    /// Its fragments in the segment file.
-    pub span: FragmentSpan,
-}
-
-/// The pieces of `seg` (an EVR camera's) that its clips keep, or `None` if it is not final yet
+/// The pieces of `seg` (an EVR camera's) that its clips keep, one object each: its fragments
+/// in the segment file. `None` if it is not final yet
 /// (see the module doc). `horizon_ns`: the camera's pre-roll horizon; `now_utc_ns`: wall clock.
 ///
 /// Errors: the index cannot be read.
@@ -39,7 +33,7 @@ pub fn pieces(
     seg: &SegmentRow,
     horizon_ns: i64,
     now_utc_ns: i64,
-) -> Result<Option<Vec<Piece>>, IndexError> {
+) -> Result<Option<Vec<FragmentSpan>>, IndexError> {
     if seg.end_utc_ns() > now_utc_ns - horizon_ns {
         return Ok(None);
     }
@@ -56,7 +50,6 @@ pub fn pieces(
         windows
             .into_iter()
             .flat_map(|(a, b)| covered(segs, a, b))
-            .map(|span| Piece { span })
             .collect(),
     ))
 }
@@ -64,13 +57,13 @@ pub fn pieces(
 /// Reads a piece: the segment's init segment followed by the piece's fragments.
 ///
 /// Errors: the file cannot be read (gone: `NotFound`).
-pub fn read_piece(path: &Path, seg: &SegmentRow, p: &Piece) -> std::io::Result<Vec<u8>> {
+pub fn read_piece(path: &Path, seg: &SegmentRow, p: &FragmentSpan) -> std::io::Result<Vec<u8>> {
     let mut f = std::fs::File::open(path)?;
     let init = seg.init_size_bytes.max(0) as usize;
-    let len = (p.span.byte_end - p.span.byte_start) as usize;
+    let len = (p.byte_end - p.byte_start) as usize;
     let mut out = vec![0u8; init + len];
     f.read_exact(&mut out[..init])?;
-    f.seek(SeekFrom::Start(p.span.byte_start))?;
+    f.seek(SeekFrom::Start(p.byte_start))?;
     f.read_exact(&mut out[init..])?;
     Ok(out)
 }
@@ -91,8 +84,8 @@ fn dated(prefix: &str, camera: &str, start_utc_ns: i64, name: String) -> ObjectP
 }
 
 /// The object key of a media piece.
-pub fn piece_key(prefix: &str, camera: &str, p: &Piece) -> ObjectPath {
-    let (s, e) = (p.span.start_utc_ns, p.span.end_utc_ns);
+pub fn piece_key(prefix: &str, camera: &str, p: &FragmentSpan) -> ObjectPath {
+    let (s, e) = (p.start_utc_ns, p.end_utc_ns);
     dated(
         prefix,
         camera,
@@ -125,7 +118,7 @@ pub fn describe(ix: &Index, c: &ClipRow) -> Result<serde_json::Value, IndexError
     let events: Vec<_> = ix
         .clip_events(&[c.id])?
         .into_iter()
-        .map(|e| serde_json::json!({"id": e.id, "label": e.label, "time": format_full(e.time_utc_ns), "objects": e.objects}))
+        .map(|e| event_json(&e))
         .collect();
     Ok(serde_json::json!({
         "id": c.id,

@@ -361,20 +361,12 @@ pub fn assert_all_decode(site: &Site) {
     }
 }
 
-/// A raw HTTP/1.1 GET (the path is sent as given, not normalised): (status, head lower-cased,
+/// Sends a raw HTTP/1.1 request and reads the answer to the end: (status, head lower-cased,
 /// body bytes).
-pub fn http_get(
-    addr: impl std::net::ToSocketAddrs,
-    path: &str,
-    headers: &[&str],
-) -> (u16, String, Vec<u8>) {
+fn http_exchange(addr: impl std::net::ToSocketAddrs, request: &str) -> (u16, String, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-    for h in headers {
-        req += &format!("{h}\r\n");
-    }
-    s.write_all(format!("{req}\r\n").as_bytes()).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).unwrap();
     let split = buf
@@ -387,28 +379,33 @@ pub fn http_get(
     (status, head, body)
 }
 
+/// A raw HTTP/1.1 GET (the path is sent as given, not normalised): (status, head lower-cased,
+/// body bytes).
+pub fn http_get(
+    addr: impl std::net::ToSocketAddrs,
+    path: &str,
+    headers: &[&str],
+) -> (u16, String, Vec<u8>) {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for h in headers {
+        req += &format!("{h}\r\n");
+    }
+    http_exchange(addr, &format!("{req}\r\n"))
+}
+
 /// A raw HTTP/1.1 POST of a JSON body: (status, body bytes).
 pub fn http_post_json(
     addr: impl std::net::ToSocketAddrs,
     path: &str,
     json: &str,
 ) -> (u16, Vec<u8>) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
         json.len()
     );
-    s.write_all(req.as_bytes()).unwrap();
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf).unwrap();
-    let split = buf
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .unwrap_or(buf.len());
-    let status = String::from_utf8_lossy(&buf[9..12]).parse().unwrap();
-    (status, buf.get(split + 4..).unwrap_or_default().to_vec())
+    let (status, _, body) = http_exchange(addr, &req);
+    (status, body)
 }
 
 /// `GET path` on the site's HTTP server, as JSON; panics on a status other than 200.
