@@ -498,6 +498,31 @@ fn cvr_clip_retention_keeps_the_clip_past_retention() {
     std::thread::sleep(Duration::from_secs(5));
     let t = now_utc_ns();
     post_event(&site, "yard", r#"{"id": "keep-me", "label": "fox"}"#);
+    // Bad input gets a clear answer and changes nothing; recording goes on (the waits below
+    // need new segments).
+    let addr = ("127.0.0.1", site.http_port);
+    let post = |path: &str, body: &str| {
+        let (status, b) = http_post_json(addr, path, body);
+        (status, String::from_utf8_lossy(&b).into_owned())
+    };
+    let (st, msg) = post("/api/cameras/yard/events", r#"{"label": 7}"#);
+    assert!(st == 400 && msg.contains("label"), "{st} {msg}");
+    let (st, msg) = post("/api/cameras/yard/events", "not json");
+    assert!(st == 400 && msg.contains("JSON"), "{st} {msg}");
+    let (st, msg) = post("/api/cameras/nope/events", r#"{"label": "x"}"#);
+    assert_eq!(st, 404, "{msg}");
+    let (st, msg) = post(
+        "/api/cameras/yard/events",
+        r#"{"id": "keep-me", "label": "badger"}"#,
+    );
+    assert_eq!(st, 409, "{msg}");
+    let (st, _, b) = http_get(
+        addr,
+        "/api/cameras/yard/clips?startTime=noon&endTime=later",
+        &[],
+    );
+    assert_eq!(st, 400, "{}", String::from_utf8_lossy(&b));
+    assert_eq!(clips(&site, "yard", t - 60 * S, t + 60 * S).len(), 1);
     let clip_seg = |site: &Site| {
         site.segments()
             .into_iter()
