@@ -22,7 +22,10 @@ use tracing::{debug, info, warn};
 
 use crate::backoff::Backoff;
 use crate::clock::{mono_ns, now_utc_ns};
+use crate::config::motion::Sample;
 use crate::config::{CameraConfig, PipelineElements, TimeSource, Transport};
+use crate::motion::analyser::Analyser;
+use crate::motion::branch::{KeyframeBranch, Substream, TimelineFn};
 use crate::store::segfile::Payload;
 use crate::store::segmenter::RunReason;
 use crate::store::writer::{Fragment, WriterHandle, WriterMsg};
@@ -98,6 +101,8 @@ pub struct CameraStatus {
     pub recording: AtomicBool,
     /// Why the last pipeline run was lost (empty before the first loss).
     pub last_loss: Mutex<String>,
+    /// Motion detection counters and events (all zero when motion is off).
+    pub motion: Arc<crate::motion::MotionStatus>,
 }
 
 /// Why a pipeline run ended.
@@ -364,6 +369,8 @@ pub struct CameraSupervisor {
     writer: WriterHandle,
     status: Arc<CameraStatus>,
     stop: Arc<AtomicBool>,
+    /// The camera's motion analysis (kept across runs: its background survives a reconnect).
+    analyser: Option<Arc<Mutex<Analyser>>>,
 }
 
 impl CameraSupervisor {
@@ -374,12 +381,22 @@ impl CameraSupervisor {
         writer: WriterHandle,
         stop: Arc<AtomicBool>,
     ) -> Self {
+        let status = Arc::new(CameraStatus::default());
+        let analyser = cfg.motion.as_ref().map(|m| {
+            Arc::new(Mutex::new(Analyser::new(
+                Arc::from(cfg.id.as_str()),
+                m.clone(),
+                status.motion.clone(),
+                Box::new(writer.clone()),
+            )))
+        });
         Self {
             cfg,
             elements,
             writer,
-            status: Arc::new(CameraStatus::default()),
+            status,
             stop,
+            analyser,
         }
     }
 
@@ -397,6 +414,8 @@ impl CameraSupervisor {
 
     fn run(self) {
         let camera: Arc<str> = Arc::from(self.cfg.id.as_str());
+        let substream_stop = Arc::new(AtomicBool::new(false));
+        let substream = self.spawn_substream(&camera, &substream_stop);
         let mut backoff = camera_backoff();
         let mut attempt = 0u64;
         let mut ran_before = false;
@@ -463,7 +482,38 @@ impl CameraSupervisor {
             }
         }
         self.status.recording.store(false, Ordering::Relaxed);
+        substream_stop.store(true, Ordering::Relaxed);
+        if let Some(t) = substream {
+            let _ = t.join();
+        }
         info!(camera = %camera, "camera stopped");
+    }
+
+    /// Starts the substream motion analysis when the camera has one.
+    fn spawn_substream(
+        &self,
+        camera: &Arc<str>,
+        stop: &Arc<AtomicBool>,
+    ) -> Option<std::thread::JoinHandle<()>> {
+        let m = self.cfg.motion.as_ref()?;
+        let Sample::Substream { url, fps } = &m.sample else {
+            return None;
+        };
+        let sub = Substream {
+            camera: camera.clone(),
+            url: url.clone(),
+            username: self.cfg.username.clone(),
+            password: self.cfg.password.clone(),
+            fps: *fps,
+            stall_timeout: self.cfg.stall_timeout,
+        };
+        match sub.spawn(self.analyser.clone()?, stop.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                warn!(camera = %camera, "motion: cannot start the substream thread: {e}");
+                None
+            }
+        }
     }
 
     fn make(&self, factory: &str) -> Result<gst::Element, String> {
@@ -551,7 +601,25 @@ impl CameraSupervisor {
             rtcp_missing: false,
         }));
         let link_error: Arc<Mutex<Option<String>>> = Arc::default();
+        let branch_slot: Arc<Mutex<Option<KeyframeBranch>>> = Arc::default();
+        let keyframe_motion = self
+            .cfg
+            .motion
+            .as_ref()
+            .filter(|m| m.sample == Sample::Keyframes)
+            .and_then(|m| Some((m.decoder.clone(), self.analyser.clone()?)));
         {
+            let branch_slot = branch_slot.clone();
+            let keyframe_motion = keyframe_motion.clone();
+            let camera = camera.clone();
+            let timeline: TimelineFn = {
+                let st = sink_state.clone();
+                Arc::new(move |running| {
+                    let st = st.lock().ok()?;
+                    let t = st.timeline.as_ref()?;
+                    Some(t.base_utc_ns + running as i64 - t.base_running_ns as i64)
+                })
+            };
             let pipeline_weak = pipeline.downgrade();
             let elements = self.elements.clone();
             let fragment_ns = self.cfg.fragment_duration.as_nanos() as u64;
@@ -597,6 +665,27 @@ impl CameraSupervisor {
                     };
                     let depay = mk(names[0])?;
                     let parse = mk(names[1])?;
+                    if let Some((decoder, analyser)) = &keyframe_motion {
+                        let caps_name = if enc == "H264" {
+                            "video/x-h264"
+                        } else {
+                            "video/x-h265"
+                        };
+                        let src = parse.static_pad("src").ok_or("parser has no src pad")?;
+                        match KeyframeBranch::attach(
+                            camera.clone(),
+                            &src,
+                            caps_name,
+                            decoder.as_deref(),
+                            analyser.clone(),
+                            timeline.clone(),
+                        ) {
+                            Ok(b) => *branch_slot.lock().unwrap() = Some(b),
+                            Err(e) => {
+                                warn!(camera = %camera, "motion detection off for this run: {e}")
+                            }
+                        }
+                    }
                     let ts = mk(names[2])?;
                     let mux = mk(&elements.muxer)?;
                     if mux.has_property("fragment-duration") {
@@ -685,6 +774,9 @@ impl CameraSupervisor {
             if let Some(e) = link_error.lock().unwrap().take() {
                 break Ended::Lost(e);
             }
+            if let Some(b) = branch_slot.lock().unwrap().as_ref() {
+                b.poll();
+            }
             let last = last_data_mono.load(Ordering::Relaxed);
             if last == 0 {
                 if start.elapsed() > self.cfg.stall_timeout * 2 {
@@ -741,6 +833,7 @@ impl CameraSupervisor {
             }
         }
         let _ = pipeline.set_state(gst::State::Null);
+        branch_slot.lock().unwrap().take();
         sink_state.lock().unwrap().finish();
         Ok(ended)
     }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::duration::parse_iso8601;
 
 pub mod evr;
+pub mod motion;
 pub use evr::{Mode, SignalGateConfig};
 
 /// 1 MiB = 1024 * 1024 bytes (seed `000_*`, `localMediaCacheMaximumSizeMiB`).
@@ -223,6 +224,7 @@ struct RawCamera {
     #[serde(default = "default_mode")]
     mode: String,
     signal_gate: Option<evr::RawSignalGate>,
+    motion: Option<motion::RawMotion>,
 }
 
 fn default_mode() -> String {
@@ -644,6 +646,8 @@ pub struct CameraConfig {
     pub mode: Mode,
     /// The signal gate: how events make clips (EVR cameras; clips on CVR cameras too).
     pub signal_gate: SignalGateConfig,
+    /// Motion detection (`[camera.motion]`); `None` when off.
+    pub motion: Option<motion::MotionConfig>,
 }
 
 impl std::fmt::Debug for CameraConfig {
@@ -869,6 +873,7 @@ impl Config {
             }
             let mode = evr::mode(&k("mode"), &c.mode)?;
             let signal_gate = evr::signal_gate(i, c.signal_gate, retention)?;
+            let motion = motion::motion(i, c.motion)?;
             cameras.push(CameraConfig {
                 id: c.id,
                 url: c.url,
@@ -884,6 +889,7 @@ impl Config {
                 time_source,
                 mode,
                 signal_gate,
+                motion,
             });
         }
         let http = http_config(raw.http)?;

@@ -251,6 +251,30 @@ pub fn render(st: &AppState, held: &[(String, i64, i64)]) -> String {
         "Events the signal gate dropped because they arrived after the evaluation window.",
         &per(&|c| WriterStats::get(&w.late_events_dropped, &c.id) as f64),
     );
+    let mo = |f: fn(&crate::motion::MotionStatus) -> f64| {
+        per(&|c| c.status.as_ref().map_or(0.0, |s| f(&s.motion)))
+    };
+    metric(
+        &mut out,
+        "edgerec_camera_motion_frames_analysed_total",
+        "counter",
+        "Frames the camera's motion detection decoded and analysed.",
+        &mo(|m| m.frames_analysed.load(Ordering::Relaxed) as f64),
+    );
+    metric(
+        &mut out,
+        "edgerec_camera_motion_events_total",
+        "counter",
+        "Motion events reported (at most one per aggregation window).",
+        &mo(|m| m.events.load(Ordering::Relaxed) as f64),
+    );
+    metric(
+        &mut out,
+        "edgerec_camera_motion_cpu_seconds_total",
+        "counter",
+        "CPU seconds of the camera's motion analysis thread (decoding and detection).",
+        &mo(|m| m.cpu_ns.load(Ordering::Relaxed) as f64 / 1e9),
+    );
     let held_of = |id: &str| {
         held.iter()
             .find(|h| h.0 == id)
