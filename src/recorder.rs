@@ -147,6 +147,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                         id: c.id.clone(),
                         enabled: c.enabled,
                         status: s.clone().unwrap_or_default(),
+                        motion_off_delay: c.motion.as_ref().map(|m| m.off_delay),
                     })
                     .collect(),
                 switches: switches.clone(),

@@ -13,6 +13,7 @@
 //! documents in [`status`], command rules in [`commands`].
 
 pub mod commands;
+pub mod motion;
 pub mod status;
 pub mod topics;
 
@@ -53,6 +54,8 @@ pub struct CameraHandle {
     pub enabled: bool,
     /// Its live status and recording switch (a default, never-recording status when disabled).
     pub status: Arc<CameraStatus>,
+    /// With motion detection: how long `R/<camera>/motion` stays `ON` after the last motion.
+    pub motion_off_delay: Option<Duration>,
 }
 
 /// Everything the MQTT thread reads or steers.
@@ -149,6 +152,7 @@ struct Mqtt {
     clips_seen: u64,
     /// The last `R/<camera>/clip` published per camera.
     clip_on: HashMap<String, bool>,
+    motion: motion::MotionTracker,
     storage_errors_seen: u64,
     uplink_seen: Option<crate::upload::Uplink>,
     last_state: Option<Instant>,
@@ -184,6 +188,7 @@ impl Mqtt {
             evictions_seen,
             clips_seen: 0,
             clip_on: HashMap::new(),
+            motion: motion::MotionTracker::default(),
             storage_errors_seen,
             uplink_seen: None,
             last_state: None,
@@ -291,6 +296,8 @@ impl Mqtt {
         }
         self.clip_on.clear();
         self.publish_clip_states();
+        self.motion.republish();
+        self.motion_events();
         self.publish_state();
     }
 
@@ -329,6 +336,23 @@ impl Mqtt {
             );
         }
         self.publish_clip_states();
+    }
+
+    /// Motion: `Inference` events and the retained `R/<camera>/motion`.
+    fn motion_events(&mut self) {
+        let news = self.motion.poll(&self.ctx.cameras, now_utc_ns());
+        self.dropped_events += news.lost;
+        for (subject, body) in news.events {
+            self.event("Inference", subject, body);
+        }
+        if !self.connected {
+            // Published again on the next connection.
+            self.motion.republish();
+            return;
+        }
+        for (camera, on) in news.states {
+            self.publish(self.t.motion_state(&camera), true, on_off(on));
+        }
     }
 
     /// Publishes `R/<camera>/clip` for every camera whose clip state changed.
@@ -447,6 +471,7 @@ impl Mqtt {
             self.seen.insert(id, (rec, conn));
         }
         self.clip_events();
+        self.motion_events();
         let (evicted, lost) = self.ctx.writer.stats().evictions_since(self.evictions_seen);
         if lost > 0 {
             self.dropped_events += lost;

@@ -114,6 +114,20 @@ pub fn discovery(ctx: &Context, t: &Topics) -> Vec<(String, Value)> {
                 "device": device,
             }),
         ));
+        if c.motion_off_delay.is_some() {
+            out.push((
+                format!("homeassistant/binary_sensor/{uid}_motion/config"),
+                json!({
+                    "name": format!("{id} motion"),
+                    "unique_id": format!("{uid}_motion"),
+                    "device_class": "motion",
+                    "state_topic": t.motion_state(id),
+                    "payload_on": "ON", "payload_off": "OFF",
+                    "availability_topic": avail,
+                    "device": device,
+                }),
+            ));
+        }
         out.push((
             format!("homeassistant/binary_sensor/{uid}_connected/config"),
             json!({

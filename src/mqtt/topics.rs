@@ -56,6 +56,12 @@ impl Topics {
         format!("{}/{camera}/clip", self.root)
     }
 
+    /// `R/<camera>/motion`: `ON` while the camera's motion detection saw motion within its off
+    /// delay, retained.
+    pub fn motion_state(&self, camera: &str) -> String {
+        format!("{}/{camera}/motion", self.root)
+    }
+
     /// `R/<camera>/recording/set`.
     pub fn recording_set(&self, camera: &str) -> String {
         format!("{}/{camera}/recording/set", self.root)
