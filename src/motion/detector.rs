@@ -7,12 +7,13 @@
 //!    the threshold on a 720p or 1080p picture.
 //! 2. **Blur** with a 3×3 box filter.
 //! 3. **Compare** with a running background average. The median difference over the unmasked
-//!    picture is taken off first, so a uniform step in brightness (auto exposure, a cloud) is not
-//!    motion.
+//!    picture is taken off first, so a uniform drift in brightness is not motion; a median step
+//!    of [`BRIGHTNESS_STEP`] or more (auto exposure, a cloud, a light) recalibrates (step 5),
+//!    since bright and dark parts of the picture clip differently and would look like motion.
 //! 4. **Threshold** the absolute difference at the sensitivity's luma step; masked pixels never
 //!    count.
-//! 5. **Recalibrate** instead of reporting when more than [`RECALIBRATE_FRACTION`] of the unmasked
-//!    picture changed at once (lights switched, the camera's IR filter flipped): the background
+//! 5. **Recalibrate** instead of reporting after a brightness step, or when more than
+//!    [`RECALIBRATE_FRACTION`] of the unmasked picture changed at once (lights switched, the camera's IR filter flipped): the background
 //!    becomes the current frame.
 //! 6. **Dilate** the changed pixels (3×3) and find 8-connected regions; keep those of at least the
 //!    sensitivity's area. Each region carries its box (normalised to the frame, 0..1) and the
@@ -31,6 +32,10 @@ pub const ANALYSIS_HEIGHT: usize = 96;
 /// Share of the unmasked picture that, changed at once, means the scene's lighting changed
 /// (recalibrate) rather than something moved.
 pub const RECALIBRATE_FRACTION: f32 = 0.5;
+
+/// A change of the whole picture's median luma (0..255) that recalibrates instead of being
+/// compared.
+pub const BRIGHTNESS_STEP: f32 = 4.0;
 
 /// Time constant of the running background average, ns of media time: something that stops
 /// moving becomes background after about this long.
@@ -253,6 +258,10 @@ impl Detector {
         }
         let g = self.grid.as_ref().expect("grid set above");
         let offset = median_difference(&self.blurred, &self.background, &g.unmasked);
+        if offset.abs() >= BRIGHTNESS_STEP {
+            self.background.clone_from(&self.blurred);
+            return Outcome::Recalibrated;
+        }
         let sens = self.sensitivity();
         let thr = sens.threshold();
         self.changed.clear();

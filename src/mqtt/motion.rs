@@ -81,8 +81,10 @@ impl MotionTracker {
             news.lost += lost;
             for n in notices {
                 *seen = n.seq;
-                news.events
-                    .push((format!("/cameras/{}/motion", c.id), inference_body(&c.id, &n)));
+                news.events.push((
+                    format!("/cameras/{}/motion", c.id),
+                    inference_body(&c.id, &n),
+                ));
             }
             let on = motion_on(
                 m.last_motion_utc_ns.load(Ordering::Relaxed),
