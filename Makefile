@@ -29,6 +29,7 @@ bench: release
 	bash bench/record.sh 4 60
 	bash bench/playback.sh
 	bash bench/upload.sh
+	bash bench/motion.sh
 
 clean:
 	cargo clean

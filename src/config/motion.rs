@@ -293,6 +293,25 @@ decoder = ""
     }
 
     #[test]
+    fn the_documented_example_parses() {
+        let doc = include_str!("../../docs/motion.md");
+        let block = doc
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("toml block in docs/motion.md");
+        let text =
+            format!("[storage]\npath = \"/tmp/x\"\nmax_size_mib = 100\nmin_free_mib = 10\n{block}");
+        let c = Config::parse(&text).unwrap_or_else(|e| panic!("docs/motion.md: {e}"));
+        let m = c.cameras[0]
+            .motion
+            .as_ref()
+            .expect("enabled in the example");
+        assert_eq!(m.zones[0].0, "driveway");
+        assert_eq!(m.sample, super::Sample::Keyframes);
+    }
+
+    #[test]
     fn every_rule_names_its_key() {
         for (body, key, words) in [
             (
