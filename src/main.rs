@@ -91,6 +91,11 @@ fn main() -> ExitCode {
     match cli.cmd {
         Cmd::CheckConfig { config } => match load(&config) {
             Ok(c) => {
+                // Elements the config names must be installed (GStreamer is loaded for this only).
+                if let Err(e) = edgerec::motion::branch::check_decoders(&c) {
+                    eprintln!("edgerec: {}: {e}", config.display());
+                    return ExitCode::from(2);
+                }
                 println!(
                     "{}: ok: device {}, {} camera(s), storage {} (max {} MiB)",
                     config.display(),

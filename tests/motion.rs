@@ -323,3 +323,50 @@ fn a_slow_analysis_leaves_every_fragment_unchanged() {
     }
     assert_all_decode(&site);
 }
+
+/// A decoder that is not installed: `check-config` refuses the file naming the key, and `run`
+/// records anyway, with motion detection off and a warning that says why.
+#[test]
+fn a_missing_decoder_is_named_and_recording_goes_on() {
+    let cam = TestCam::start(&["--width", "320", "--height", "240", "--bitrate", "400"]);
+    let site = Site::new(
+        "max_size_mib = 64\nmin_free_mib = 0",
+        &[(
+            "cam",
+            cam.url(),
+            "[camera.motion]\nenabled = true\ndecoder = \"nosuchdecoder\"\n",
+        )],
+    );
+    let out = Command::new(EDGEREC)
+        .args(["check-config", "--config"])
+        .arg(&site.config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("camera[0].motion.decoder") && err.contains("nosuchdecoder"),
+        "{err}"
+    );
+    let rec = Recorder::start(&site);
+    wait_port(site.http_port, "the recorder's HTTP server");
+    // About 4 s of a 400 kbit/s stream handed to the storage writer.
+    wait_for(Duration::from_secs(30), "200 kB received", || {
+        metric(&site, "edgerec_camera_received_bytes_total", "cam") > 200_000.0
+    });
+    assert_eq!(
+        metric(&site, "edgerec_camera_motion_frames_analysed_total", "cam"),
+        0.0
+    );
+    let log = rec.log_text();
+    assert!(
+        log.contains("motion detection off for this run")
+            && log.contains("\"nosuchdecoder\" is not installed"),
+        "{log}"
+    );
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    let media = site.segments().iter().map(|s| s.duration_ns).sum::<i64>();
+    assert!(media > 3 * S, "{media} ns recorded");
+    assert_all_decode(&site);
+}

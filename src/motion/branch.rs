@@ -77,6 +77,34 @@ pub fn pick_decoder(caps_name: &str, configured: Option<&str>) -> Result<String,
         .ok_or_else(|| format!("no decoder for {caps_name} is installed"))
 }
 
+/// Checks that every motion `decoder` the config names is installed.
+///
+/// Errors: a [`crate::config::ConfigError::Rule`] naming `camera[i].motion.decoder`, or GStreamer
+/// cannot be initialised.
+pub fn check_decoders(cfg: &crate::config::Config) -> Result<(), crate::config::ConfigError> {
+    let named: Vec<(usize, &str)> = cfg
+        .cameras
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| Some((i, c.motion.as_ref()?.decoder.as_deref()?)))
+        .collect();
+    if named.is_empty() {
+        return Ok(());
+    }
+    let rule = |key: String, rule: String| crate::config::ConfigError::Rule { key, rule };
+    crate::ingest::init_gstreamer()
+        .map_err(|e| rule("camera[].motion.decoder".into(), format!("GStreamer: {e}")))?;
+    for (i, name) in named {
+        if gst::ElementFactory::find(name).is_none() {
+            return Err(rule(
+                format!("camera[{i}].motion.decoder"),
+                format!("GStreamer element {name:?} is not installed (gst-inspect-1.0 lists those that are)"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Reads the luma plane of a raw video sample and calls `f` with it.
 fn with_luma<R>(sample: &gst::Sample, f: impl FnOnce(&Luma) -> R) -> Option<R> {
     let caps = sample.caps()?;
@@ -429,5 +457,42 @@ impl Substream {
         };
         let _ = pipeline.set_state(gst::State::Null);
         Ok(why)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The decoder chosen without configuration is the highest-ranked one that takes the codec
+    /// (a board's hardware decoder outranks software ones); a configured one must exist.
+    #[test]
+    fn the_highest_ranked_decoder_wins() {
+        crate::ingest::init_gstreamer().unwrap();
+        for codec in ["video/x-h264", "video/x-h265"] {
+            let caps = gst::Caps::new_empty_simple(codec);
+            let best = gst::ElementFactory::factories_with_type(
+                gst::ElementFactoryType::DECODER,
+                gst::Rank::MARGINAL,
+            )
+            .into_iter()
+            .filter(|f| {
+                f.static_pad_templates().iter().any(|t| {
+                    t.direction() == gst::PadDirection::Sink && t.caps().can_intersect(&caps)
+                })
+            })
+            .map(|f| f.rank())
+            .max()
+            .expect("a decoder is installed (make deps)");
+            let picked = pick_decoder(codec, None).unwrap();
+            let rank = gst::ElementFactory::find(&picked).unwrap().rank();
+            assert_eq!(rank, best, "{codec}: {picked}");
+        }
+        assert_eq!(
+            pick_decoder("video/x-h264", Some("avdec_h264")).unwrap(),
+            "avdec_h264"
+        );
+        let e = pick_decoder("video/x-h264", Some("nosuchdecoder")).unwrap_err();
+        assert!(e.contains("nosuchdecoder"), "{e}");
     }
 }
