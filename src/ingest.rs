@@ -506,6 +506,7 @@ impl CameraSupervisor {
             password: self.cfg.password.clone(),
             fps: *fps,
             stall_timeout: self.cfg.stall_timeout,
+            status: self.status.clone(),
         };
         match sub.spawn(self.analyser.clone()?, stop.clone()) {
             Ok(t) => Some(t),

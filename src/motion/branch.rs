@@ -327,8 +327,11 @@ pub struct Substream {
     pub password: Option<String>,
     /// Frames analysed per second.
     pub fps: u32,
-    /// Reconnect when no frame came for this long.
+    /// Reconnect when no frame came for twice this long.
     pub stall_timeout: Duration,
+    /// The camera's status: while its recording switch is off, the substream is closed and
+    /// nothing is analysed (an operator who switches a camera off expects no clips from it either).
+    pub status: Arc<crate::ingest::CameraStatus>,
 }
 
 impl Substream {
@@ -344,12 +347,21 @@ impl Substream {
             .spawn(move || {
                 let mut backoff = crate::ingest::camera_backoff();
                 while !stop.load(Ordering::Relaxed) {
+                    if self.status.switched_off.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
                     let started = Instant::now();
                     let why = self
                         .run_once(&analyser, &stop)
                         .unwrap_or_else(|e| format!("pipeline: {e}"));
                     if stop.load(Ordering::Relaxed) {
                         break;
+                    }
+                    if self.status.switched_off.load(Ordering::Relaxed) {
+                        info!(camera = %self.camera, "motion: substream closed while recording is switched off");
+                        backoff.reset();
+                        continue;
                     }
                     if started.elapsed() > Duration::from_secs(30) {
                         backoff.reset();
@@ -441,6 +453,9 @@ impl Substream {
         let why = loop {
             if stop.load(Ordering::Relaxed) {
                 break "stopped".to_owned();
+            }
+            if self.status.switched_off.load(Ordering::Relaxed) {
+                break "recording switched off".to_owned();
             }
             let last = last_frame.load(Ordering::Relaxed).max(started);
             if now_utc_ns() - last > stall * 2 {
