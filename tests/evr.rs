@@ -20,9 +20,7 @@ const GOP_PATTERN: &str = "7,23,12,31,5";
 const MAX_GOP_NS: i64 = 3_100_000_000;
 
 fn footage_cam() -> TestCam {
-    let file =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/vtest.avi");
-    assert!(file.exists(), "{} is missing", file.display());
+    let file = footage();
     TestCam::start(&[
         "--file",
         file.to_str().unwrap(),
@@ -75,22 +73,6 @@ fn post_event(site: &Site, camera: &str, body: &str) -> Value {
     );
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&b));
     serde_json::from_slice(&b).unwrap()
-}
-
-fn clips(site: &Site, camera: &str, from: i64, to: i64) -> Vec<Value> {
-    let v = get_json(
-        site,
-        &format!(
-            "/api/cameras/{camera}/clips?startTime={}&endTime={}",
-            iso_ns(from),
-            iso_ns(to)
-        ),
-    );
-    v["clips"].as_array().unwrap().clone()
-}
-
-fn t_of(v: &Value) -> i64 {
-    edgerec::playback::time::parse_datetime(v.as_str().unwrap()).unwrap()
 }
 
 /// Frames ffmpeg decodes from `url` (an HLS manifest on the site's server).

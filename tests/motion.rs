@@ -12,15 +12,8 @@ use std::time::{Duration, Instant};
 
 use common::broker::{Broker, Kind, Peer};
 use common::*;
-use serde_json::Value;
 
 const S: i64 = 1_000_000_000;
-
-fn footage() -> PathBuf {
-    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/vtest.avi");
-    assert!(f.exists(), "{} is missing", f.display());
-    f
-}
 
 /// The test camera options for a 768×576, 10 fps stream with a key frame every second.
 fn cam_args(file: &Path) -> Vec<String> {
@@ -51,18 +44,8 @@ fn start_cam(file: &Path) -> TestCam {
 
 /// A still frame of the footage for 60 s with temporal noise (a new draw every frame).
 fn still_scene(dir: &Path) -> PathBuf {
-    require("ffmpeg");
-    let png = dir.join("still.png");
+    let png = footage_still(dir);
     let out = dir.join("still.mp4");
-    let ok = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-ss", "30", "-i"])
-        .arg(footage())
-        .args(["-frames:v", "1"])
-        .arg(&png)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "ffmpeg still frame");
     let ok = Command::new("ffmpeg")
         .args([
             "-v",
@@ -105,22 +88,6 @@ fn metric(site: &Site, name: &str, camera: &str) -> f64 {
         .trim()
         .parse()
         .unwrap()
-}
-
-fn clips(site: &Site, camera: &str, from: i64, to: i64) -> Vec<Value> {
-    let v = get_json(
-        site,
-        &format!(
-            "/api/cameras/{camera}/clips?startTime={}&endTime={}",
-            iso_ns(from),
-            iso_ns(to)
-        ),
-    );
-    v["clips"].as_array().unwrap().clone()
-}
-
-fn t_of(v: &Value) -> i64 {
-    edgerec::playback::time::parse_datetime(v.as_str().unwrap()).unwrap()
 }
 
 const MOTION: &str = "[camera.motion]\nenabled = true\nevent_aggregation_window = \"PT2S\"\n\

@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use edgerec::motion::detector::{Detector, DetectorConfig, Luma, NormBox, Outcome, Sensitivity};
@@ -14,12 +13,6 @@ use edgerec::motion::detector::{Detector, DetectorConfig, Luma, NormBox, Outcome
 const W: usize = 768;
 const H: usize = 576;
 const S: i64 = 1_000_000_000;
-
-fn footage() -> PathBuf {
-    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/vtest.avi");
-    assert!(f.exists(), "{} is missing", f.display());
-    f
-}
 
 /// Encodes `input_args` (ffmpeg input options and input) as H.264 with a key frame every
 /// second at 10 fps, then decodes the key frames only (`-skip_frame nokey`, as the analysis
@@ -170,7 +163,7 @@ fn area(b: NormBox) -> f32 {
 
 #[test]
 fn boxes_cover_the_people_and_little_else() {
-    let frames = keyframes("people", &["-i", footage().to_str().unwrap()]);
+    let frames = keyframes("people", &["-i", common::footage().to_str().unwrap()]);
     assert_eq!(
         frames.len(),
         80,
@@ -205,7 +198,7 @@ fn boxes_cover_the_people_and_little_else() {
 
 #[test]
 fn a_mask_over_the_walkways_leaves_no_motion_at_any_sensitivity() {
-    let frames = keyframes("mask", &["-i", footage().to_str().unwrap()]);
+    let frames = keyframes("mask", &["-i", common::footage().to_str().unwrap()]);
     for s in Sensitivity::ALL {
         let found = detect(
             &frames,
@@ -226,7 +219,7 @@ fn a_mask_over_the_walkways_leaves_no_motion_at_any_sensitivity() {
 
 #[test]
 fn events_name_the_zone_a_person_walks_into() {
-    let frames = keyframes("zone", &["-i", footage().to_str().unwrap()]);
+    let frames = keyframes("zone", &["-i", common::footage().to_str().unwrap()]);
     let found = detect(
         &frames,
         DetectorConfig {
@@ -256,7 +249,7 @@ fn events_name_the_zone_a_person_walks_into() {
 
 #[test]
 fn higher_sensitivity_detects_at_least_as_often() {
-    let frames = keyframes("sensitivity", &["-i", footage().to_str().unwrap()]);
+    let frames = keyframes("sensitivity", &["-i", common::footage().to_str().unwrap()]);
     let stats: Vec<(usize, usize, f32)> = Sensitivity::ALL
         .iter()
         .map(|s| {
@@ -281,15 +274,7 @@ fn higher_sensitivity_detects_at_least_as_often() {
 fn a_still_noisy_scene_and_a_brightness_step_give_no_motion() {
     let dir = std::env::temp_dir().join(format!("edgerec-still-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let still = dir.join("still.png");
-    let st = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-ss", "30", "-i"])
-        .arg(footage())
-        .args(["-frames:v", "1"])
-        .arg(&still)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let still = common::footage_still(&dir);
     let still = still.to_str().unwrap().to_owned();
     for (name, filter) in [
         ("noise", "noise=alls=12:allf=t"),

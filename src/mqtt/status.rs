@@ -73,7 +73,8 @@ pub fn event_json(event_type: &str, subject: &str, body: Value, now_utc_ns: i64)
 }
 
 /// Home Assistant MQTT discovery: (config topic, retained JSON) for a recording switch, a clip
-/// binary sensor (EVR) and a connected binary sensor per camera, and a storage-used sensor. Every entity shares the
+/// binary sensor (EVR), a motion binary sensor (with motion detection) and a connected binary
+/// sensor per camera, and a storage-used sensor. Every entity shares the
 /// device's availability topic; an upload-backlog sensor with an uploader.
 pub fn discovery(ctx: &Context, t: &Topics) -> Vec<(String, Value)> {
     let dev = &ctx.device_id;
@@ -102,31 +103,24 @@ pub fn discovery(ctx: &Context, t: &Topics) -> Vec<(String, Value)> {
                 "device": device,
             }),
         ));
-        out.push((
-            format!("homeassistant/binary_sensor/{uid}_clip/config"),
-            json!({
-                "name": format!("{id} clip"),
-                "unique_id": format!("{uid}_clip"),
-                "device_class": "running",
-                "state_topic": t.clip_state(id),
-                "payload_on": "ON", "payload_off": "OFF",
-                "availability_topic": avail,
-                "device": device,
-            }),
-        ));
-        if c.motion_off_delay.is_some() {
-            out.push((
-                format!("homeassistant/binary_sensor/{uid}_motion/config"),
+        // An `ON`/`OFF` binary sensor on a retained topic of the camera.
+        let on_off_sensor = |what: &str, class: &str, topic: String| {
+            (
+                format!("homeassistant/binary_sensor/{uid}_{what}/config"),
                 json!({
-                    "name": format!("{id} motion"),
-                    "unique_id": format!("{uid}_motion"),
-                    "device_class": "motion",
-                    "state_topic": t.motion_state(id),
+                    "name": format!("{id} {what}"),
+                    "unique_id": format!("{uid}_{what}"),
+                    "device_class": class,
+                    "state_topic": topic,
                     "payload_on": "ON", "payload_off": "OFF",
                     "availability_topic": avail,
                     "device": device,
                 }),
-            ));
+            )
+        };
+        out.push(on_off_sensor("clip", "running", t.clip_state(id)));
+        if c.motion_off_delay.is_some() {
+            out.push(on_off_sensor("motion", "motion", t.motion_state(id)));
         }
         out.push((
             format!("homeassistant/binary_sensor/{uid}_connected/config"),

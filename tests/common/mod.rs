@@ -419,3 +419,44 @@ pub fn get_json(site: &Site, path: &str) -> serde_json::Value {
 pub fn iso_ns(ns: i64) -> String {
     edgerec::playback::time::format_full(ns)
 }
+
+/// `../shared/testdata/vtest.avi`: people walking past a fixed camera (768×576, 10 fps, 79.5 s).
+pub fn footage() -> PathBuf {
+    let f = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/vtest.avi");
+    assert!(f.exists(), "{} is missing", f.display());
+    f
+}
+
+/// One frame of the footage (second 30) as `dir/still.png`.
+pub fn footage_still(dir: &Path) -> PathBuf {
+    require("ffmpeg");
+    let png = dir.join("still.png");
+    let ok = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-ss", "30", "-i"])
+        .arg(footage())
+        .args(["-frames:v", "1"])
+        .arg(&png)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "ffmpeg still frame");
+    png
+}
+
+/// The clips of `camera` between `from` and `to` (UTC ns), from `GET /api/cameras/{c}/clips`.
+pub fn clips(site: &Site, camera: &str, from: i64, to: i64) -> Vec<serde_json::Value> {
+    let v = get_json(
+        site,
+        &format!(
+            "/api/cameras/{camera}/clips?startTime={}&endTime={}",
+            iso_ns(from),
+            iso_ns(to)
+        ),
+    );
+    v["clips"].as_array().unwrap().clone()
+}
+
+/// UTC ns of an API date-time string.
+pub fn t_of(v: &serde_json::Value) -> i64 {
+    edgerec::playback::time::parse_datetime(v.as_str().unwrap()).unwrap()
+}
