@@ -56,6 +56,10 @@ min_free_mib = 0
 [[camera]]
 id = "yard"
 url = "rtsp://127.0.0.1:8554/stream"
+# Nobody answers here: the recorder warns about it (journal priorities are checked below).
+[[camera]]
+id = "gone"
+url = "rtsp://127.0.0.1:9/stream"
 EOC
 printf '[Service]\nWatchdogSec=6s\n' > "$root/etc/systemd/system/edgerec.service.d/test.conf"
 cat > "$root/etc/systemd/system/edgerec-testcam.service" <<EOC
@@ -115,6 +119,17 @@ echo "active only after READY: recovery at journal line $rec_line, Started at $s
 
 wait_for 60 "a recorded segment" has_media 1
 echo "recording inside the container: $(find "$store/media" -name '*.mp4' | wc -l) segment file(s)"
+
+# Journal priorities: warnings carry priority 4, info lines 6 (`journalctl -p warning` shows the
+# lost camera and not the start-up lines).
+wait_for 30 "a warning in the journal" sh -c "nsenter -t $leader -a journalctl -b -u edgerec -p warning --no-pager | grep -q 'camera lost'"
+warnings=$(in_ct journalctl -b -u edgerec -p warning --no-pager)
+if echo "$warnings" | grep -q 'storage recovered'; then
+  echo "$warnings"; echo "info lines are logged at warning priority or above" >&2; exit 1
+fi
+in_ct journalctl -b -u edgerec -p info --no-pager | grep -q 'storage recovered' \
+  || { echo "info lines missing at priority info" >&2; exit 1; }
+echo "journal priorities: 'camera lost' at warning, 'storage recovered' at info only"
 
 # A frozen card: the writer blocks, the pings stop, systemd's watchdog kills the service; it dies
 # once the card answers again and is restarted.

@@ -6,7 +6,7 @@
 //!
 //! Modules: [`backoff`] (retry delays with jitter), [`clock`] (wall and monotonic clocks, simulated in tests), [`config`] (the TOML file and its rules), [`duration`] (ISO 8601 durations), [`evr`] (event-based recording: the signal gate and clips), [`events`] (event intake shared by MQTT and HTTP), [`mp4`]
 //! (reading our own segment files), [`index`] (SQLite schema and queries), [`store`] (files and
-//! index together: writer, recovery, fsck), [`ingest`] (GStreamer pipelines), [`motion`] (motion detection: an EVR trigger), [`recorder`] (wiring
+//! index together: writer, recovery, fsck), [`ingest`] (GStreamer pipelines), [`logging`] (journal priorities), [`motion`] (motion detection: an EVR trigger), [`recorder`] (wiring
 //! for `edgerec run`), [`playback`] (availableMedia, manifest filters, HLS and DASH), [`http`]
 //! (the playback and status server), [`mqtt`] (control and status over MQTT), [`control`]
 //! (persisted recording switches), [`upload`] (segments to object storage, oldest first).
@@ -23,6 +23,7 @@ pub mod evr;
 pub mod http;
 pub mod index;
 pub mod ingest;
+pub mod logging;
 pub mod motion;
 pub mod mp4;
 pub mod mqtt;

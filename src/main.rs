@@ -60,14 +60,19 @@ fn init_logging() {
         Targets::new().with_default(tracing::Level::INFO)
     });
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    // Under the journal: no time stamps (the journal has them). Colours only on a terminal, so
-    // log files stay greppable.
+    // Under the journal: no time stamps (the journal has them) and each line starts with its
+    // syslog priority, so `journalctl -p warning` works. Colours only on a terminal, so log
+    // files stay greppable.
     use std::io::IsTerminal;
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(!journal && std::io::stderr().is_terminal());
     if journal {
-        let fmt = fmt.without_time();
+        let fmt = fmt.event_format(edgerec::logging::JournalPriority(
+            tracing_subscriber::fmt::format()
+                .without_time()
+                .with_ansi(false),
+        ));
         tracing_subscriber::registry()
             .with(fmt.with_filter(filter))
             .init();

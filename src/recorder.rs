@@ -151,6 +151,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                     })
                     .collect(),
                 switches: switches.clone(),
+                storage_path: cfg.storage.path.clone(),
                 writer: handle.clone(),
                 max_bytes: cfg.storage.max_size_bytes,
                 started: std::time::Instant::now(),

@@ -614,3 +614,96 @@ fn uplink_state_with_an_uploader() {
     let (ok, _) = rec.terminate();
     assert!(ok);
 }
+
+/// Home Assistant hygiene: cameras `a-b` and `a_b` get distinct unique ids and topics (`a_b`
+/// keeps the id it always had), diagnostic entities say so, every config carries `origin`;
+/// Frigate's `R/<camera>/recordings/set` switches recording; a camera taken out of the config has
+/// its retained configs emptied at the next start, so Home Assistant removes its entities.
+#[test]
+fn discovery_ids_stay_apart_and_gone_cameras_are_removed() {
+    let broker = Broker::start(Kind::Plain);
+    let cam = TestCam::start(SMALL);
+    let site = Site::new(
+        "max_size_mib = 200\nmin_free_mib = 0",
+        &[
+            ("a-b", cam.url(), ""),
+            ("a_b", cam.url(), ""),
+            ("x", cam.url(), ""),
+        ],
+    );
+    let text = std::fs::read_to_string(&site.config).unwrap()
+        + &format!(
+            "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nhome_assistant_discovery = true\n",
+            broker.port
+        );
+    std::fs::write(&site.config, &text).unwrap();
+    let r = "edgerec/test-gw";
+    let peer = Peer::connect(
+        broker.port,
+        "t-ha",
+        &["homeassistant/#", &format!("{r}/+/recording/state")],
+    );
+    let rec = Recorder::start(&site);
+    let switch = |id: &str| format!("homeassistant/switch/edgerec_test-gw_{id}_recording/config");
+    let dashed = peer.wait(T, "a-b switch", |m| m.topic == switch("a-b"));
+    let plain = peer.wait(T, "a_b switch", |m| m.topic == switch("a_b"));
+    assert_ne!(dashed.json()["unique_id"], plain.json()["unique_id"]);
+    assert_eq!(
+        dashed.json()["command_topic"],
+        format!("{r}/a-b/recording/set")
+    );
+    assert_eq!(
+        plain.json()["command_topic"],
+        format!("{r}/a_b/recording/set")
+    );
+    assert_eq!(plain.json()["origin"]["name"], "edgerec");
+    let storage = peer.wait(T, "storage sensor", |m| {
+        m.topic == "homeassistant/sensor/edgerec_test-gw_storage_used/config"
+    });
+    assert_eq!(storage.json()["entity_category"], "diagnostic");
+    let x_topics: Vec<String> = peer
+        .got
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|m| m.topic.contains("_test-gw_x_"))
+        .map(|m| m.topic.clone())
+        .collect();
+    assert!(x_topics.len() >= 2, "{x_topics:?}");
+    // Frigate's spelling of the recording switch.
+    peer.wait(T, "a_b recording ON", |m| {
+        m.topic == format!("{r}/a_b/recording/state") && m.text() == "ON"
+    });
+    peer.publish(&format!("{r}/a_b/recordings/set"), "OFF");
+    peer.wait(T, "a_b recording OFF", |m| {
+        m.topic == format!("{r}/a_b/recording/state") && m.text() == "OFF"
+    });
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    // Camera x leaves the config: its entities are emptied at the next start.
+    let x_block = format!("[[camera]]\nid = \"x\"\nurl = \"{}\"\n\n", cam.url());
+    assert!(text.contains(&x_block));
+    std::fs::write(&site.config, text.replace(&x_block, "")).unwrap();
+    peer.clear();
+    let rec = Recorder::start(&site);
+    for t in &x_topics {
+        peer.wait(T, t, |m| &m.topic == t && m.payload.is_empty());
+    }
+    peer.wait(T, "a-b switch again", |m| {
+        m.topic == switch("a-b") && !m.payload.is_empty()
+    });
+    // A client that subscribes now gets no retained config of x.
+    let late = Peer::connect(broker.port, "t-ha-late", &["homeassistant/#"]);
+    late.wait(T, "retained a-b switch", |m| m.topic == switch("a-b"));
+    assert!(
+        !late
+            .got
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|m| m.topic.contains("_test-gw_x_")),
+        "x is gone"
+    );
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+}

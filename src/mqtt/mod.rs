@@ -13,6 +13,7 @@
 //! documents in [`status`], command rules in [`commands`].
 
 pub mod commands;
+pub mod discovery;
 pub mod motion;
 pub mod status;
 pub mod topics;
@@ -74,6 +75,8 @@ pub struct Context {
     pub started: Instant,
     /// The uploader's status (absent without `[upload]`: `state.uplink` is then left out).
     pub upload: Option<Arc<crate::upload::UploadShared>>,
+    /// The storage directory (where the announced discovery topics are remembered).
+    pub storage_path: std::path::PathBuf,
 }
 
 /// Builds the rumqttc options: MQTT 5, stable client id, persistent session (`clean_start =
@@ -280,11 +283,7 @@ impl Mqtt {
             }
         }
         self.publish(self.t.available(), true, "online");
-        if self.cfg.home_assistant_discovery {
-            for (topic, doc) in status::discovery(&self.ctx, &self.t) {
-                self.publish(topic, true, doc.to_string());
-            }
-        }
+        self.announce();
         let states: Vec<(String, bool)> = self
             .ctx
             .cameras
@@ -299,6 +298,32 @@ impl Mqtt {
         self.motion.republish();
         self.motion_events();
         self.publish_state();
+    }
+
+    /// Home Assistant discovery: the configs of every entity, and an empty retained config for
+    /// each one announced before that is gone (a camera taken out of the config, or discovery
+    /// switched off), so that Home Assistant removes it.
+    fn announce(&mut self) {
+        let memory = discovery::memory_path(&self.ctx.storage_path);
+        let docs = if self.cfg.home_assistant_discovery {
+            discovery::discovery(&self.ctx, &self.t)
+        } else {
+            Vec::new()
+        };
+        let now: std::collections::BTreeSet<String> = docs.iter().map(|(t, _)| t.clone()).collect();
+        let before = discovery::announced(&memory);
+        for gone in before.difference(&now) {
+            info!(topic = %gone, "mqtt: removing a Home Assistant entity no longer configured");
+            self.publish(gone.clone(), true, Vec::new());
+        }
+        if before != now {
+            if let Err(e) = discovery::remember(&memory, &now) {
+                warn!(path = %memory.display(), "mqtt: cannot remember the announced entities: {e}");
+            }
+        }
+        for (topic, doc) in docs {
+            self.publish(topic, true, doc.to_string());
+        }
     }
 
     /// LVA's operational events for clips (`RecordingStarted` when one opens,

@@ -1,13 +1,12 @@
-//! What edgerec publishes: the `state` JSON, `events` in the LVA shape (`eventType`,
-//! `eventTime`, `subject`, `body`), and Home Assistant MQTT discovery configs. Pure builders; the
-//! client in [`super`] decides when to publish.
+//! What edgerec publishes: the `state` JSON and `events` in the LVA shape (`eventType`,
+//! `eventTime`, `subject`, `body`). Pure builders; the client in [`super`] decides when to
+//! publish. Home Assistant discovery is [`super::discovery`].
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use serde_json::{json, Value};
 
-use super::topics::Topics;
 use super::Context;
 use crate::playback::time::format_full;
 
@@ -70,102 +69,4 @@ pub fn event_json(event_type: &str, subject: &str, body: Value, now_utc_ns: i64)
         "subject": subject,
         "body": body,
     })
-}
-
-/// Home Assistant MQTT discovery: (config topic, retained JSON) for a recording switch, a clip
-/// binary sensor (EVR), a motion binary sensor (with motion detection) and a connected binary
-/// sensor per camera, and a storage-used sensor. Every entity shares the
-/// device's availability topic; an upload-backlog sensor with an uploader.
-pub fn discovery(ctx: &Context, t: &Topics) -> Vec<(String, Value)> {
-    let dev = &ctx.device_id;
-    let node = dev.replace('.', "_");
-    let device = json!({
-        "identifiers": [format!("edgerec_{node}")],
-        "name": format!("edgerec {dev}"),
-        "manufacturer": "edgerec",
-        "model": "edge video recorder",
-        "sw_version": env!("CARGO_PKG_VERSION"),
-    });
-    let avail = t.available();
-    let mut out = Vec::new();
-    for c in &ctx.cameras {
-        let id = &c.id;
-        let uid = format!("edgerec_{node}_{}", id.replace('-', "_"));
-        out.push((
-            format!("homeassistant/switch/{uid}_recording/config"),
-            json!({
-                "name": format!("{id} recording"),
-                "unique_id": format!("{uid}_recording"),
-                "command_topic": t.recording_set(id),
-                "state_topic": t.recording_state(id),
-                "payload_on": "ON", "payload_off": "OFF",
-                "availability_topic": avail,
-                "device": device,
-            }),
-        ));
-        // An `ON`/`OFF` binary sensor on a retained topic of the camera.
-        let on_off_sensor = |what: &str, class: &str, topic: String| {
-            (
-                format!("homeassistant/binary_sensor/{uid}_{what}/config"),
-                json!({
-                    "name": format!("{id} {what}"),
-                    "unique_id": format!("{uid}_{what}"),
-                    "device_class": class,
-                    "state_topic": topic,
-                    "payload_on": "ON", "payload_off": "OFF",
-                    "availability_topic": avail,
-                    "device": device,
-                }),
-            )
-        };
-        out.push(on_off_sensor("clip", "running", t.clip_state(id)));
-        if c.motion_off_delay.is_some() {
-            out.push(on_off_sensor("motion", "motion", t.motion_state(id)));
-        }
-        out.push((
-            format!("homeassistant/binary_sensor/{uid}_connected/config"),
-            json!({
-                "name": format!("{id} connected"),
-                "unique_id": format!("{uid}_connected"),
-                "device_class": "connectivity",
-                "state_topic": t.state(),
-                "value_template": format!(
-                    "{{{{ 'ON' if value_json.cameras['{id}'].connected else 'OFF' }}}}"
-                ),
-                "availability_topic": avail,
-                "device": device,
-            }),
-        ));
-    }
-    if ctx.upload.is_some() {
-        out.push((
-            format!("homeassistant/sensor/edgerec_{node}_upload_backlog/config"),
-            json!({
-                "name": "upload backlog",
-                "unique_id": format!("edgerec_{node}_upload_backlog"),
-                "device_class": "data_size",
-                "unit_of_measurement": "B",
-                "state_class": "measurement",
-                "state_topic": t.state(),
-                "value_template": "{{ value_json.uplink.backlog_bytes }}",
-                "availability_topic": avail,
-                "device": device,
-            }),
-        ));
-    }
-    out.push((
-        format!("homeassistant/sensor/edgerec_{node}_storage_used/config"),
-        json!({
-            "name": "storage used",
-            "unique_id": format!("edgerec_{node}_storage_used"),
-            "device_class": "data_size",
-            "unit_of_measurement": "B",
-            "state_class": "measurement",
-            "state_topic": t.state(),
-            "value_template": "{{ value_json.storage.used_bytes }}",
-            "availability_topic": avail,
-            "device": device,
-        }),
-    ));
-    out
 }

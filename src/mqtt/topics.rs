@@ -4,7 +4,7 @@
 /// An incoming message's meaning, from its topic alone.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Incoming<'a> {
-    /// `R/<camera>/recording/set`.
+    /// `R/<camera>/recording/set` (or Frigate's `R/<camera>/recordings/set`).
     RecordingSet(&'a str),
     /// `R/<camera>/event`.
     Event(&'a str),
@@ -67,10 +67,13 @@ impl Topics {
         format!("{}/{camera}/recording/set", self.root)
     }
 
-    /// The subscriptions: recording switches, event markers and commands.
-    pub fn subscriptions(&self) -> [String; 3] {
+    /// The subscriptions: recording switches (also as Frigate spells them,
+    /// `R/<camera>/recordings/set`, so automations copied from Frigate work), event markers and
+    /// commands.
+    pub fn subscriptions(&self) -> [String; 4] {
         [
             format!("{}/+/recording/set", self.root),
+            format!("{}/+/recordings/set", self.root),
             format!("{}/+/event", self.root),
             format!("{}/cmd/+", self.root),
         ]
@@ -82,7 +85,9 @@ impl Topics {
         let parts: Vec<&str> = rest.split('/').collect();
         match parts.as_slice() {
             ["cmd", name] if !name.is_empty() => Some(Incoming::Command(name)),
-            [cam, "recording", "set"] if !cam.is_empty() => Some(Incoming::RecordingSet(cam)),
+            [cam, "recording" | "recordings", "set"] if !cam.is_empty() => {
+                Some(Incoming::RecordingSet(cam))
+            }
             [cam, "event"] if !cam.is_empty() && *cam != "cmd" => Some(Incoming::Event(cam)),
             _ => None,
         }
@@ -104,6 +109,11 @@ mod tests {
         assert_eq!(
             t.parse("edgerec/gw1/lot/recording/set"),
             Some(Incoming::RecordingSet("lot"))
+        );
+        assert_eq!(
+            t.parse("edgerec/gw1/lot/recordings/set"),
+            Some(Incoming::RecordingSet("lot")),
+            "Frigate's spelling"
         );
         assert_eq!(
             t.parse("edgerec/gw1/lot/event"),
