@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The unit under a real systemd as PID 1 (issue "Ship it as firmware"): a Debian 12 minbase root,
 # booted read-only with systemd-nspawn (only the card is writable), runs edgerec.service as shipped (plus a drop-in that shortens the
-# watchdog to 6 s) and a test camera. Checks: active only after READY (recovery logged before
+# watchdog to 6 s and passes the camera's password as a systemd credential) and a test camera
+# that requires it. Checks: active only after READY (recovery logged before
 # systemd reports the start), segments recorded, a frozen card (fsfreeze of the storage
 # filesystem: the writer blocks, so it stops making progress) gets the service killed by the
 # watchdog and restarted, and `systemctl stop` ends cleanly with an fsck-clean store whose files
@@ -56,18 +57,23 @@ min_free_mib = 0
 [[camera]]
 id = "yard"
 url = "rtsp://127.0.0.1:8554/stream"
+username = "viewer"
+# The password is a systemd credential (LoadCredential= in the drop-in below), not in this file.
+password_file = "cam-yard"
 # Nobody answers here: the recorder warns about it (journal priorities are checked below).
 [[camera]]
 id = "gone"
 url = "rtsp://127.0.0.1:9/stream"
 EOC
-printf '[Service]\nWatchdogSec=6s\n' > "$root/etc/systemd/system/edgerec.service.d/test.conf"
+printf 's3cret\n' > "$root/etc/edgerec/cam-yard"
+chmod 0600 "$root/etc/edgerec/cam-yard"
+printf '[Service]\nWatchdogSec=6s\nLoadCredential=cam-yard:/etc/edgerec/cam-yard\n' > "$root/etc/systemd/system/edgerec.service.d/test.conf"
 cat > "$root/etc/systemd/system/edgerec-testcam.service" <<EOC
 [Unit]
 Description=edgerec test camera
 Before=edgerec.service
 [Service]
-ExecStart=/usr/bin/edgerec-testcam --port 8554 --width 320 --height 240
+ExecStart=/usr/bin/edgerec-testcam --port 8554 --width 320 --height 240 --user viewer --password s3cret
 [Install]
 WantedBy=multi-user.target
 EOC

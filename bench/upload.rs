@@ -17,12 +17,12 @@ use edgerec::store::layout::segment_rel_path;
 use edgerec::store::writer::{CameraPolicy, Writer, WriterConfig};
 use edgerec::store::Store;
 
-fn cpu_s(who: i32) -> f64 {
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid out-pointer.
-    unsafe { libc::getrusage(who, &mut u) };
-    let t = |v: libc::timeval| v.tv_sec as f64 + v.tv_usec as f64 / 1e6;
-    t(u.ru_utime) + t(u.ru_stime)
+fn cpu_s(who: nix::sys::resource::UsageWho) -> f64 {
+    let Ok(u) = nix::sys::resource::getrusage(who) else {
+        return 0.0;
+    };
+    let t = |v: nix::sys::time::TimeVal| v.tv_sec() as f64 + v.tv_usec() as f64 / 1e6;
+    t(u.user_time()) + t(u.system_time())
 }
 
 fn venv(bin: &str) -> PathBuf {
@@ -154,7 +154,7 @@ fn main() {
         multipart_threshold_bytes: 16 << 20,
     };
     let stop = Arc::new(AtomicBool::new(false));
-    let cpu0 = cpu_s(libc::RUSAGE_SELF);
+    let cpu0 = cpu_s(nix::sys::resource::UsageWho::RUSAGE_SELF);
     let t0 = Instant::now();
     let (shared, th) = edgerec::upload::spawn(
         cfg,
@@ -172,12 +172,15 @@ fn main() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let (ours_s, ours_cpu) = (t0.elapsed().as_secs_f64(), cpu_s(libc::RUSAGE_SELF) - cpu0);
+    let (ours_s, ours_cpu) = (
+        t0.elapsed().as_secs_f64(),
+        cpu_s(nix::sys::resource::UsageWho::RUSAGE_SELF) - cpu0,
+    );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = th.join();
 
     // The peer: awscli, same files, same server.
-    let cpu0 = cpu_s(libc::RUSAGE_CHILDREN);
+    let cpu0 = cpu_s(nix::sys::resource::UsageWho::RUSAGE_CHILDREN);
     let t0 = Instant::now();
     let st = Command::new(venv("aws"))
         .args([
@@ -198,7 +201,7 @@ fn main() {
     assert!(st.success(), "aws s3 cp failed");
     let (aws_s, aws_cpu) = (
         t0.elapsed().as_secs_f64(),
-        cpu_s(libc::RUSAGE_CHILDREN) - cpu0,
+        cpu_s(nix::sys::resource::UsageWho::RUSAGE_CHILDREN) - cpu0,
     );
     let _ = moto.kill();
     let _ = moto.wait();

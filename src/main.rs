@@ -33,7 +33,8 @@ enum Cmd {
         #[arg(long, default_value = "/etc/edgerec/edgerec.toml")]
         config: PathBuf,
     },
-    /// Check the index against the media files (exit 1 on any mismatch).
+    /// Check the index against the media files. Exit codes as fsck(8): 0 clean, 1 errors
+    /// corrected (--repair), 4 errors left, 8 operational error (e.g. a recorder holds the store).
     Fsck {
         /// Configuration file.
         #[arg(long, default_value = "/etc/edgerec/edgerec.toml")]
@@ -84,7 +85,14 @@ fn init_logging() {
 }
 
 fn load(config: &std::path::Path) -> Result<Config, ExitCode> {
-    Config::load(config).map_err(|e| {
+    load_with(config, edgerec::config::Secrets::Read)
+}
+
+fn load_with(
+    config: &std::path::Path,
+    secrets: edgerec::config::Secrets,
+) -> Result<Config, ExitCode> {
+    Config::load_with(config, secrets).map_err(|e| {
         eprintln!("edgerec: {}: {e}", config.display());
         ExitCode::from(2)
     })
@@ -137,18 +145,63 @@ fn main() -> ExitCode {
             repair,
             rebuild,
         } => {
-            let cfg = match load(&config) {
+            // fsck reads no secret: run by hand, a systemd credential is not there. A config it
+            // cannot use is an operational error (fsck(8) code 8).
+            let cfg = match load_with(&config, edgerec::config::Secrets::Skip) {
                 Ok(c) => c,
-                Err(code) => return code,
+                Err(_) => return ExitCode::from(FSCK_OPERATIONAL),
             };
             match fsck_cmd(&cfg, repair, rebuild) {
                 Ok(code) => code,
                 Err(e) => {
                     eprintln!("edgerec fsck: {e:#}");
-                    ExitCode::FAILURE
+                    ExitCode::from(FSCK_OPERATIONAL)
                 }
             }
         }
+    }
+}
+
+/// Exit codes of `fsck`, as fsck(8): nothing wrong, errors corrected, errors left uncorrected,
+/// operational error (the store is locked by a recorder, the index cannot be opened, ...).
+const FSCK_CLEAN: u8 = 0;
+const FSCK_CORRECTED: u8 = 1;
+const FSCK_UNCORRECTED: u8 = 4;
+const FSCK_OPERATIONAL: u8 = 8;
+
+/// Shows `fsck`'s progress on stderr at most every 2 s, and only on a terminal (a log or a pipe
+/// gets the summary alone): `what: done/total, rate per second, time left`.
+struct ProgressLine {
+    what: &'static str,
+    started: std::time::Instant,
+    last: std::time::Instant,
+    tty: bool,
+}
+
+impl ProgressLine {
+    fn new(what: &'static str) -> ProgressLine {
+        use std::io::IsTerminal;
+        let now = std::time::Instant::now();
+        ProgressLine {
+            what,
+            started: now,
+            last: now,
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn update(&mut self, done: u64, total: u64) {
+        if !self.tty || self.last.elapsed() < std::time::Duration::from_secs(2) {
+            return;
+        }
+        self.last = std::time::Instant::now();
+        let secs = self.started.elapsed().as_secs_f64().max(1e-3);
+        let rate = done as f64 / secs;
+        let left = (total.saturating_sub(done)) as f64 / rate.max(1e-9);
+        eprintln!(
+            "fsck: {}: {done}/{total}, {rate:.0}/s, about {left:.0} s left",
+            self.what
+        );
     }
 }
 
@@ -156,30 +209,44 @@ fn fsck_cmd(cfg: &Config, repair: bool, rebuild: bool) -> anyhow::Result<ExitCod
     let _lock = fsutil::lock_store(&cfg.storage.path)
         .map_err(|e| anyhow::anyhow!(fsutil::describe_lock_error(&cfg.storage.path, &e)))?;
     let mut store = Store::open(&cfg.storage.path, &cfg.storage.index_path)?;
+    let started = std::time::Instant::now();
+    let mut corrected = 0usize;
     if rebuild {
-        let n = fsck::rebuild(&mut store)?;
+        let mut p = ProgressLine::new("rebuilding, files read");
+        let n = fsck::rebuild(&mut store, &mut |d, t| p.update(d, t))?;
         println!("rebuilt the index from {n} segment file(s)");
     } else if repair {
-        let found = fsck::repair(&mut store)?;
+        let mut p = ProgressLine::new("repairing, rows checked");
+        let found = fsck::repair(&mut store, &mut |d, t| p.update(d, t))?;
         for p in &found {
             println!("repaired: {p}");
         }
+        corrected = found.len();
     }
-    let problems = fsck::check(&mut store)?;
+    let mut p = ProgressLine::new("rows checked");
+    let problems = fsck::check(&mut store, &mut |d, t| p.update(d, t))?;
     for p in &problems {
         println!("{p}");
     }
     let rows = store.index().all_segments()?;
     let bytes: i64 = rows.iter().map(|r| r.size_bytes).sum();
     println!(
-        "{} segment(s), {} bytes, {} problem(s)",
+        "{} segment(s), {} bytes, {} problem(s){} in {:.1} s",
         rows.len(),
         bytes,
-        problems.len()
+        problems.len(),
+        if corrected > 0 {
+            format!(", {corrected} corrected")
+        } else {
+            String::new()
+        },
+        started.elapsed().as_secs_f64()
     );
-    Ok(if problems.is_empty() {
-        ExitCode::SUCCESS
+    Ok(ExitCode::from(if !problems.is_empty() {
+        FSCK_UNCORRECTED
+    } else if corrected > 0 {
+        FSCK_CORRECTED
     } else {
-        ExitCode::FAILURE
-    })
+        FSCK_CLEAN
+    }))
 }

@@ -252,6 +252,34 @@ fn eviction_keeps_usage_under_the_limit() {
         metric("edgerec_camera_evicted_unuploaded_bytes_total"),
         bytes
     );
+    // One per-camera family: the global eviction totals are gone.
+    assert!(!text.contains("edgerec_evicted_segments_total"), "{text}");
+    // Operator health: build, process and the card's sync latency.
+    let plain = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("{name} missing: {text}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(text.contains(&format!(
+        "edgerec_build_info{{version=\"{}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    )));
+    assert!(plain("process_resident_memory_bytes") > 1e6);
+    assert!(plain("process_open_fds") >= 3.0);
+    assert!(plain("process_threads") >= 2.0);
+    let syncs: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("edgerec_storage_sync_seconds_bucket{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(syncs.len(), 11, "10 buckets and +Inf: {text}");
+    assert!(
+        syncs.windows(2).all(|w| w[0] <= w[1]),
+        "cumulative: {syncs:?}"
+    );
+    assert!(syncs[10] > 0.0, "segments were synced");
     let secs = metric("edgerec_camera_evicted_unuploaded_seconds_total");
     let seen_secs: f64 = evicted.iter().map(|p| durations[p] as f64 / 1e9).sum();
     let longest = durations.values().max().copied().unwrap_or(0) as f64 / 1e9;
@@ -673,6 +701,7 @@ fn check_config_names_key_and_rule() {
 /// aside, `fsck --rebuild` recreates it from the media files.
 #[test]
 fn store_misuse_gets_clear_errors() {
+    // (also: fsck's exit codes follow fsck(8))
     let cam = TestCam::start(&["--width", "320", "--height", "240"]);
     let site = Site::new(
         "max_size_mib = 64\nmin_free_mib = 0",
@@ -693,10 +722,10 @@ fn store_misuse_gets_clear_errors() {
         "a second recorder started on the same store"
     );
     assert!(err.contains("another edgerec process"), "{err}");
-    let (ok, out) = site.fsck(&[]);
+    let (code, out) = site.fsck_code(&[]);
     assert!(
-        !ok && out.contains("another edgerec process"),
-        "fsck beside a recorder: {out}"
+        code == 8 && out.contains("another edgerec process"),
+        "fsck beside a recorder: operational error (fsck(8) code 8): {code} {out}"
     );
     std::thread::sleep(Duration::from_secs(3));
     let (ok, _) = rec.terminate();
@@ -728,4 +757,13 @@ fn store_misuse_gets_clear_errors() {
         (after[0].path.as_str(), after[0].size_bytes),
         (before[0].path.as_str(), before[0].size_bytes)
     );
+    // Exit codes as fsck(8): clean 0; a file gone is an error left (4) until --repair corrects
+    // it (1); then clean again.
+    assert_eq!(site.fsck_code(&[]).0, 0);
+    std::fs::remove_file(site.store().join(&after[0].path)).unwrap();
+    let (code, out) = site.fsck_code(&[]);
+    assert!(code == 4 && out.contains("has no file"), "{code} {out}");
+    let (code, out) = site.fsck_code(&["--repair"]);
+    assert!(code == 1 && out.contains("1 corrected"), "{code} {out}");
+    assert_eq!(site.fsck_code(&[]).0, 0);
 }

@@ -14,7 +14,10 @@ use crate::duration::parse_iso8601;
 
 pub mod evr;
 pub mod motion;
+pub mod secrets;
+
 pub use evr::{Mode, SignalGateConfig};
+pub use secrets::Secrets;
 
 /// 1 MiB = 1024 * 1024 bytes (seed `000_*`, `localMediaCacheMaximumSizeMiB`).
 pub const MIB: u64 = 1024 * 1024;
@@ -75,8 +78,10 @@ struct RawUpload {
     path_style: bool,
     access_key_id: Option<String>,
     secret_access_key: Option<String>,
+    secret_access_key_file: Option<PathBuf>,
     account: Option<String>,
     access_key: Option<String>,
+    access_key_file: Option<PathBuf>,
     #[serde(default)]
     max_rate_kbps: u64,
     #[serde(default = "default_multipart_mib")]
@@ -96,6 +101,7 @@ struct RawMqtt {
     key_file: Option<PathBuf>,
     username: Option<String>,
     password: Option<String>,
+    password_file: Option<PathBuf>,
     #[serde(default = "default_topic_prefix")]
     topic_prefix: String,
     #[serde(default = "default_state_interval")]
@@ -208,6 +214,7 @@ struct RawCamera {
     url: String,
     username: Option<String>,
     password: Option<String>,
+    password_file: Option<PathBuf>,
     #[serde(default = "default_transport")]
     transport: String,
     retention: Option<String>,
@@ -346,7 +353,19 @@ impl std::fmt::Debug for UploadConfig {
 }
 
 /// Validates `[upload]`.
-fn upload_config(u: RawUpload) -> Result<UploadConfig, ConfigError> {
+fn upload_config(mut u: RawUpload, read: bool) -> Result<UploadConfig, ConfigError> {
+    u.secret_access_key = secrets::secret(
+        "upload.secret_access_key",
+        u.secret_access_key.take(),
+        u.secret_access_key_file.take(),
+        read,
+    )?;
+    u.access_key = secrets::secret(
+        "upload.access_key",
+        u.access_key.take(),
+        u.access_key_file.take(),
+        read,
+    )?;
     let bad = |why: &str| {
         rule(
             "upload.url",
@@ -495,7 +514,13 @@ pub fn valid_topic_path(s: &str) -> bool {
 }
 
 /// Validates `[mqtt]`.
-fn mqtt_config(m: RawMqtt, device_id: &str) -> Result<MqttConfig, ConfigError> {
+fn mqtt_config(mut m: RawMqtt, device_id: &str, read: bool) -> Result<MqttConfig, ConfigError> {
+    m.password = secrets::secret(
+        "mqtt.password",
+        m.password.take(),
+        m.password_file.take(),
+        read,
+    )?;
     let (tls, rest) = if let Some(r) = m.url.strip_prefix("mqtts://") {
         (true, r)
     } else if let Some(r) = m.url.strip_prefix("mqtt://") {
@@ -689,6 +714,32 @@ pub fn valid_camera_id(id: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-')
 }
 
+/// Checks an RTSP URL with the `url` crate (WHATWG URL parsing): `rtsp://` or `rtsps://`, a
+/// host, and a port of 1 to 65535 if one is given (`rtsp://h:55x/s` is refused here, not at run
+/// time). The message never shows credentials.
+///
+/// Errors: a [`ConfigError::Rule`] naming `key`.
+pub fn check_rtsp_url(key: &str, v: &str) -> Result<(), ConfigError> {
+    let u =
+        url::Url::parse(v).map_err(|e| rule(key, format!("not a URL ({e}): {}", redact_url(v))))?;
+    if !matches!(u.scheme(), "rtsp" | "rtsps") {
+        return Err(rule(
+            key,
+            format!("must start with rtsp:// or rtsps://, got {}", redact_url(v)),
+        ));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err(rule(key, format!("names no host: {}", redact_url(v))));
+    }
+    if u.port() == Some(0) {
+        return Err(rule(
+            key,
+            format!("port must be 1 to 65535: {}", redact_url(v)),
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a segment length against the seeds' rule (`000_*` "segmented recording", `004_*`):
 /// at least 30 s, at most 5 minutes, in steps of 30 s.
 pub fn check_segment_length(d: Duration) -> Result<(), String> {
@@ -742,17 +793,30 @@ fn http_config(h: RawHttp) -> Result<HttpConfig, ConfigError> {
 }
 
 impl Config {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file, secret files (`*_file`, [`secrets`]) included.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, Secrets::Read)
+    }
+
+    /// Reads and validates a config file; with [`Secrets::Skip`] the secret files are not read
+    /// (their secrets stay unset), for commands that do not talk to cameras or servers (`fsck`,
+    /// run by hand, where systemd credentials are not there).
+    pub fn load_with(path: &Path, secrets: Secrets) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text)
+        Config::parse_with(&text, secrets)
     }
 
-    /// Parses and validates config text.
+    /// Parses and validates config text, secret files included.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse_with(text, Secrets::Read)
+    }
+
+    /// Parses and validates config text; see [`Config::load_with`] for `secrets`.
+    pub fn parse_with(text: &str, secrets: Secrets) -> Result<Config, ConfigError> {
+        let read = secrets == Secrets::Read;
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::Syntax(e.to_string()))?;
         let device_id = match raw.device_id {
@@ -806,6 +870,8 @@ impl Config {
             if cameras.iter().any(|o| o.id == c.id) {
                 return Err(rule(k("id"), format!("duplicate camera id {:?}", c.id)));
             }
+            check_rtsp_url(&k("url"), &c.url)?;
+            let password = secrets::secret(&k("password"), c.password, c.password_file, read)?;
             if !(c.url.starts_with("rtsp://") || c.url.starts_with("rtsps://")) {
                 return Err(rule(
                     k("url"),
@@ -878,7 +944,7 @@ impl Config {
                 id: c.id,
                 url: c.url,
                 username: c.username,
-                password: c.password,
+                password,
                 transport,
                 retention,
                 segment_length,
@@ -893,8 +959,11 @@ impl Config {
             });
         }
         let http = http_config(raw.http)?;
-        let mqtt = raw.mqtt.map(|m| mqtt_config(m, &device_id)).transpose()?;
-        let upload = raw.upload.map(upload_config).transpose()?;
+        let mqtt = raw
+            .mqtt
+            .map(|m| mqtt_config(m, &device_id, read))
+            .transpose()?;
+        let upload = raw.upload.map(|u| upload_config(u, read)).transpose()?;
         Ok(Config {
             device_id,
             storage,
@@ -922,6 +991,33 @@ mod tests {
             "device_id = \"gw-01\"\n[storage]\npath = \"/tmp/x\"\nmax_size_mib = 64\nsegment_length = \"{len}\"\n\
              [[camera]]\nid = \"front-door\"\nurl = \"rtsp://u:p@192.0.2.10/s\"\n"
         )
+    }
+
+    #[test]
+    fn rtsp_urls_are_checked_when_the_config_is_read() {
+        let cam = |url: &str| {
+            format!(
+                "[storage]\npath = \"/tmp/x\"\nmax_size_mib = 64\n[[camera]]\nid = \"c\"\nurl = \"{url}\"\n"
+            )
+        };
+        for (url, words) in [
+            ("rtsp://h:55x/s", "invalid port"),
+            ("rtsp://admin:pw@h:70000/s", "invalid port"),
+            ("rtsp://admin:pw@h:0/s", "1 to 65535"),
+            ("http://h/s", "rtsp://"),
+            ("rtsp:///s", "host"),
+        ] {
+            match Config::parse(&cam(url)).unwrap_err() {
+                ConfigError::Rule { key, rule } => {
+                    assert_eq!(key, "camera[0].url", "{url}");
+                    assert!(rule.contains(words), "{url}: {rule}");
+                    assert!(!rule.contains("pw"), "credentials in {rule}");
+                }
+                e => panic!("{url}: {e}"),
+            }
+        }
+        assert!(Config::parse(&cam("rtsp://u:p@[2001:db8::1]:8554/a?b=c")).is_ok());
+        assert!(Config::parse(&cam("rtsps://cam.example/s")).is_ok());
     }
 
     fn key_of(e: ConfigError) -> String {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{duration_key, redact_url, rule, ConfigError};
+use super::{duration_key, rule, ConfigError};
 use crate::motion::detector::Sensitivity;
 use crate::motion::raster::Polygon;
 
@@ -161,15 +161,7 @@ pub(super) fn motion(
                     "is required with sample = \"substream\"",
                 )
             })?;
-            if !(url.starts_with("rtsp://") || url.starts_with("rtsps://")) {
-                return Err(rule(
-                    k("substream_url"),
-                    format!(
-                        "must start with rtsp:// or rtsps://, got {}",
-                        redact_url(&url)
-                    ),
-                ));
-            }
+            super::check_rtsp_url(&k("substream_url"), &url)?;
             let fps = r.substream_fps.unwrap_or(5);
             if !(1..=30).contains(&fps) {
                 return Err(rule(

@@ -21,12 +21,85 @@ fn label(camera: &str) -> String {
     format!("{{camera=\"{camera}\"}}")
 }
 
+/// `process_resident_memory_bytes`, `process_open_fds` and `process_threads` from `/proc/self`
+/// (Prometheus' process metric names); left out where `/proc` cannot be read.
+fn process_metrics(out: &mut String) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| -> Option<f64> {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+    };
+    if let Some(kib) = field("VmRSS:") {
+        metric(
+            out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory of the recorder, bytes.",
+            &[(String::new(), kib * 1024.0)],
+        );
+    }
+    if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+        metric(
+            out,
+            "process_open_fds",
+            "gauge",
+            "Open file descriptors.",
+            &[(String::new(), fds.count() as f64)],
+        );
+    }
+    if let Some(n) = field("Threads:") {
+        metric(
+            out,
+            "process_threads",
+            "gauge",
+            "Threads of the recorder.",
+            &[(String::new(), n)],
+        );
+    }
+}
+
+/// `edgerec_storage_sync_seconds`: a histogram of every fsync/fdatasync of the store on `device`
+/// (`major:minor`); a growing tail is the first sign of a dying card.
+fn sync_histogram(out: &mut String, device: &str) {
+    use crate::store::fsutil::{SYNC_BUCKETS_S, SYNC_LATENCY};
+    let name = "edgerec_storage_sync_seconds";
+    let (buckets, count, sum) = SYNC_LATENCY.snapshot();
+    let _ = writeln!(
+        out,
+        "# HELP {name} Latency of the store's fsync and fdatasync calls (segment files and directories).\n# TYPE {name} histogram"
+    );
+    for (le, n) in SYNC_BUCKETS_S.iter().zip(&buckets) {
+        let _ = writeln!(out, "{name}_bucket{{device=\"{device}\",le=\"{le}\"}} {n}");
+    }
+    let _ = writeln!(
+        out,
+        "{name}_bucket{{device=\"{device}\",le=\"+Inf\"}} {count}"
+    );
+    let _ = writeln!(out, "{name}_sum{{device=\"{device}\"}} {sum}");
+    let _ = writeln!(out, "{name}_count{{device=\"{device}\"}} {count}");
+}
+
 /// Renders every metric; `held` is (camera, segments, bytes) from the index.
 pub fn render(st: &AppState, held: &[(String, i64, i64)]) -> String {
     let w = &st.stats;
     let g =
         |a: &std::sync::atomic::AtomicU64| vec![(String::new(), a.load(Ordering::Relaxed) as f64)];
     let mut out = String::with_capacity(4096);
+    metric(
+        &mut out,
+        "edgerec_build_info",
+        "gauge",
+        "Always 1; the label says which edgerec this is.",
+        &[(
+            format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+            1.0,
+        )],
+    );
+    process_metrics(&mut out);
+    sync_histogram(&mut out, &crate::store::fsutil::device_of(&st.storage_root));
     metric(
         &mut out,
         "edgerec_recorded_bytes_total",
@@ -47,20 +120,6 @@ pub fn render(st: &AppState, held: &[(String, i64, i64)]) -> String {
         "counter",
         "Segments closed (complete).",
         &g(&w.segments_closed),
-    );
-    metric(
-        &mut out,
-        "edgerec_evicted_segments_total",
-        "counter",
-        "Segments deleted to stay under the size limit or the free-space floor.",
-        &g(&w.evicted_segments),
-    );
-    metric(
-        &mut out,
-        "edgerec_evicted_bytes_total",
-        "counter",
-        "Allocated bytes freed by eviction.",
-        &g(&w.evicted_bytes),
     );
     metric(
         &mut out,

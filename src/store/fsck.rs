@@ -58,12 +58,18 @@ fn camera_dirs(root: &Path) -> Vec<String> {
     v
 }
 
-/// Checks every row against its file and every file against the index.
-pub fn check(store: &mut Store) -> Result<Vec<Problem>, StoreError> {
+/// Told how far a long pass is: `(done, total)` items (rows or files). Called for every item;
+/// the caller decides how often to show it.
+pub type Progress<'a> = &'a mut dyn FnMut(u64, u64);
+
+/// Checks every row against its file and every file against the index; `progress` counts rows.
+pub fn check(store: &mut Store, progress: Progress) -> Result<Vec<Problem>, StoreError> {
     let mut problems = Vec::new();
     let rows = store.index().all_segments()?;
     let mut indexed = HashSet::new();
-    for r in &rows {
+    let total = rows.len() as u64;
+    for (i, r) in rows.iter().enumerate() {
+        progress(i as u64 + 1, total);
         indexed.insert(r.path.clone());
         if r.state != SegmentState::Complete {
             problems.push(Problem::NeedsRecovery(r.path.clone()));
@@ -95,8 +101,8 @@ pub fn check(store: &mut Store) -> Result<Vec<Problem>, StoreError> {
 /// Repairs what can be repaired: runs crash recovery, drops rows whose file is gone, re-reads
 /// files whose size or fragment list disagrees (truncating torn tails), adopts orphans. Returns
 /// the problems found before repairing.
-pub fn repair(store: &mut Store) -> Result<Vec<Problem>, StoreError> {
-    let problems = check(store)?;
+pub fn repair(store: &mut Store, progress: Progress) -> Result<Vec<Problem>, StoreError> {
+    let problems = check(store, progress)?;
     recover(store)?;
     // Rows by path, read once after recovery (each row is repaired at most once).
     let mut rows: std::collections::HashMap<String, crate::index::SegmentRow> = store
@@ -142,14 +148,23 @@ pub fn repair(store: &mut Store) -> Result<Vec<Problem>, StoreError> {
 
 /// Recreates the index from the media files alone: start times from the file names, durations and
 /// sizes from the fragments. Consecutive files of a camera whose times meet (within 50 ms) share
-/// a run. Returns the number of segments indexed.
-pub fn rebuild(store: &mut Store) -> Result<u64, StoreError> {
+/// a run. Returns the number of segments indexed; `progress` counts files read.
+pub fn rebuild(store: &mut Store, progress: Progress) -> Result<u64, StoreError> {
     store.index().clear()?;
     let mut n = 0;
+    let mut files = Vec::new();
     for cam in camera_dirs(store.root()) {
+        let list = list_segment_files(store.root(), &cam, None)?;
+        files.push((cam, list));
+    }
+    let total: u64 = files.iter().map(|(_, l)| l.len() as u64).sum();
+    let mut done = 0;
+    for (cam, list) in files {
         let mut prev_end: Option<i64> = None;
         let mut run_id = 0;
-        for rel in list_segment_files(store.root(), &cam, None)? {
+        for rel in list {
+            done += 1;
+            progress(done, total);
             if !adopt(store, &cam, &rel, RunReason::Rebuild)? {
                 continue;
             }

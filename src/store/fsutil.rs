@@ -1,14 +1,95 @@
 //! Small filesystem helpers the storage writer needs: directory fsync, allocated sizes, free space.
 //!
-//! Thin wrappers over std and libc; no policy lives here.
+//! Thin wrappers over std and nix (no `unsafe`), and the sync latency histogram of the card;
+//! no policy lives here.
 
 use std::fs::File;
 use std::io;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// `fsync` of a directory, so that a create, rename or unlink inside it is durable.
+/// Upper bounds (seconds) of the sync latency histogram's buckets: a healthy card syncs in a few
+/// ms; hundreds of ms and more are the first sign of a dying one.
+pub const SYNC_BUCKETS_S: [f64; 10] =
+    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0];
+
+/// Latency of every `fsync`/`fdatasync` the store makes (segment files and their directories),
+/// process-wide: the store lives on one device (the card). Lock-free.
+pub struct SyncHistogram {
+    buckets: [AtomicU64; SYNC_BUCKETS_S.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+}
+
+/// The store's sync latency histogram.
+pub static SYNC_LATENCY: SyncHistogram = SyncHistogram {
+    buckets: [const { AtomicU64::new(0) }; SYNC_BUCKETS_S.len()],
+    count: AtomicU64::new(0),
+    sum_ns: AtomicU64::new(0),
+};
+
+impl SyncHistogram {
+    /// Counts one sync that took `d`.
+    pub fn observe(&self, d: std::time::Duration) {
+        let s = d.as_secs_f64();
+        if let Some(i) = SYNC_BUCKETS_S.iter().position(|b| s <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bucket of [`SYNC_BUCKETS_S`] (Prometheus `le` buckets), the total
+    /// count and the sum in seconds.
+    pub fn snapshot(&self) -> (Vec<u64>, u64, f64) {
+        let mut acc = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|b| {
+                acc += b.load(Ordering::Relaxed);
+                acc
+            })
+            .collect();
+        (
+            cumulative,
+            self.count.load(Ordering::Relaxed),
+            self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9,
+        )
+    }
+}
+
+/// Runs a sync and counts its latency in [`SYNC_LATENCY`].
+pub fn timed_sync(sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
+    let t = std::time::Instant::now();
+    let r = sync();
+    SYNC_LATENCY.observe(t.elapsed());
+    r
+}
+
+/// `fsync` of a directory, so that a create, rename or unlink inside it is durable (counted in
+/// [`SYNC_LATENCY`]).
 pub fn fsync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    let d = File::open(dir)?;
+    timed_sync(|| d.sync_all())
+}
+
+/// `fdatasync` of a file, counted in [`SYNC_LATENCY`].
+pub fn sync_data(f: &File) -> io::Result<()> {
+    timed_sync(|| f.sync_data())
+}
+
+/// The device (`major:minor`) holding `path`, for metric labels; `unknown` if it cannot be read.
+pub fn device_of(path: &Path) -> String {
+    match nix::sys::stat::stat(path) {
+        Ok(st) => format!(
+            "{}:{}",
+            nix::sys::stat::major(st.st_dev as _),
+            nix::sys::stat::minor(st.st_dev as _)
+        ),
+        Err(_) => "unknown".into(),
+    }
 }
 
 /// Bytes allocated to a file on its filesystem (`st_blocks` * 512).
@@ -28,22 +109,14 @@ pub struct FsStats {
 
 /// `statvfs` of the filesystem holding `path`.
 pub fn fs_stats(path: &Path) -> io::Result<FsStats> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path has a NUL byte"))?;
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out-pointer.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let frsize = if st.f_frsize > 0 {
-        st.f_frsize as u64
+    let st = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    let frsize = if st.fragment_size() > 0 {
+        st.fragment_size() as u64
     } else {
-        st.f_bsize as u64
+        st.block_size() as u64
     };
     Ok(FsStats {
-        free_bytes: st.f_bavail as u64 * frsize,
+        free_bytes: st.blocks_available() as u64 * frsize,
         block_size: frsize.max(512),
     })
 }
@@ -55,7 +128,8 @@ pub fn round_up(n: u64, block: u64) -> u64 {
 
 /// Whether an I/O error means the filesystem is full.
 pub fn is_enospc(e: &io::Error) -> bool {
-    e.raw_os_error() == Some(libc::ENOSPC) || e.raw_os_error() == Some(libc::EDQUOT)
+    use nix::errno::Errno;
+    e.raw_os_error() == Some(Errno::ENOSPC as i32) || e.raw_os_error() == Some(Errno::EDQUOT as i32)
 }
 
 /// Removes `dir` and then its parents up to (not including) `stop`, while they are empty.
@@ -74,7 +148,7 @@ pub fn remove_empty_dirs(dir: &Path, stop: &Path) {
 
 /// An exclusive advisory lock on `<storage>/.lock`, held while a recorder or fsck uses the store.
 pub struct StoreLock {
-    _file: File,
+    _lock: nix::fcntl::Flock<File>,
 }
 
 /// Says why the store lock could not be taken, for an operator: another process holds it, or the
@@ -95,17 +169,38 @@ pub fn describe_lock_error(storage: &Path, e: &io::Error) -> String {
 
 /// Takes the store lock without waiting; fails with `WouldBlock` if another process holds it.
 pub fn lock_store(storage: &Path) -> io::Result<StoreLock> {
-    use std::os::unix::io::AsRawFd;
     std::fs::create_dir_all(storage)?;
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(storage.join(".lock"))?;
-    // SAFETY: valid fd owned by `f`.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
+    let lock = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, errno)| io::Error::from(errno))?;
+    Ok(StoreLock { _lock: lock })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sync_histogram_is_cumulative() {
+        let h = SyncHistogram {
+            buckets: [const { AtomicU64::new(0) }; SYNC_BUCKETS_S.len()],
+            count: AtomicU64::new(0),
+            sum_ns: AtomicU64::new(0),
+        };
+        for ms in [0, 3, 3, 40, 9000] {
+            h.observe(std::time::Duration::from_millis(ms));
+        }
+        let (b, count, sum) = h.snapshot();
+        assert_eq!(count, 5);
+        assert_eq!(
+            b,
+            [1, 1, 3, 3, 3, 4, 4, 4, 4, 4],
+            "9 s is above every bucket"
+        );
+        assert!((sum - 9.046).abs() < 1e-9);
     }
-    Ok(StoreLock { _file: f })
 }

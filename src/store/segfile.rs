@@ -10,7 +10,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::fsutil::{allocated_bytes, fsync_dir, round_up};
+use super::fsutil::{allocated_bytes, fsync_dir, round_up, sync_data};
 use super::layout::{self, segment_rel_path};
 use super::{io_at, StoreError};
 
@@ -64,7 +64,7 @@ impl SegmentFile {
         let written = file
             .write_all(init)
             .and_then(|_| first.write_to(&mut file))
-            .and_then(|_| file.sync_data());
+            .and_then(|_| sync_data(&file));
         if let Err(e) = written {
             drop(file);
             let _ = std::fs::remove_file(&abs);
@@ -90,7 +90,7 @@ impl SegmentFile {
     pub fn append(&mut self, p: &dyn Payload, sync: bool) -> Result<(), StoreError> {
         let res =
             p.write_to(&mut self.file)
-                .and_then(|_| if sync { self.file.sync_data() } else { Ok(()) });
+                .and_then(|_| if sync { sync_data(&self.file) } else { Ok(()) });
         if let Err(e) = res {
             let _ = self.file.set_len(self.len);
             let _ = io::Seek::seek(&mut self.file, io::SeekFrom::Start(self.len));
@@ -104,7 +104,7 @@ impl SegmentFile {
     /// `fdatasync`s what was written.
     pub fn sync(&mut self) -> Result<(), StoreError> {
         if !self.synced {
-            self.file.sync_data().map_err(io_at(&self.abs))?;
+            sync_data(&self.file).map_err(io_at(&self.abs))?;
             self.synced = true;
         }
         Ok(())
@@ -150,7 +150,7 @@ fn create_exclusive(
         match std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
-            .custom_flags(libc::O_CLOEXEC)
+            .custom_flags(nix::fcntl::OFlag::O_CLOEXEC.bits())
             .open(&abs)
         {
             Ok(f) => return Ok((f, abs, rel, start)),

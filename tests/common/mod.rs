@@ -246,6 +246,19 @@ impl Site {
         walk(&self.store())
     }
 
+    /// Runs `edgerec fsck` and returns (exit code, output).
+    pub fn fsck_code(&self, extra: &[&str]) -> (i32, String) {
+        let out = Command::new(EDGEREC)
+            .args(["fsck", "--config"])
+            .arg(&self.config)
+            .args(extra)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.code().unwrap_or(-1), text)
+    }
+
     /// Runs `edgerec fsck` and returns (success, output).
     pub fn fsck(&self, extra: &[&str]) -> (bool, String) {
         let out = Command::new(EDGEREC)
@@ -302,7 +315,10 @@ impl Recorder {
     /// SIGTERM, then waits; returns (exit success, seconds taken).
     pub fn terminate(mut self) -> (bool, f64) {
         let t = Instant::now();
-        unsafe { libc::kill(self.pid(), libc::SIGTERM) };
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(st) = self.child.try_wait().unwrap() {

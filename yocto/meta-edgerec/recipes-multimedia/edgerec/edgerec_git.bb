@@ -64,3 +64,11 @@ RDEPENDS:${PN} = "gstreamer1.0-plugins-bad-codectimestamper \
                   gstreamer1.0-plugins-good-rtpmanager \
                   gstreamer1.0-plugins-good-rtsp \
                   gstreamer1.0-plugins-good-udp"
+
+# Motion detection ([camera.motion], off by default): videoconvert (videoconvertscale), and for a
+# substream decodebin (playback) and videorate. It also needs an H.264/H.265 decoder: a board's
+# hardware decoder (v4l2codecs, a vendor element) or gstreamer1.0-libav, which oe-core marks
+# LICENSE_FLAGS = "commercial"; the image chooses (docs/motion.md).
+RRECOMMENDS:${PN} = "gstreamer1.0-plugins-base-videoconvertscale \
+                     gstreamer1.0-plugins-base-playback \
+                     gstreamer1.0-plugins-base-videorate"
