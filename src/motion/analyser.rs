@@ -75,6 +75,11 @@ impl Analyser {
         }
     }
 
+    /// The stream (re)started: the detector warms up again ([`Detector::restart`]).
+    pub fn restart(&mut self) {
+        self.detector.restart();
+    }
+
     /// The camera's counters.
     pub fn status(&self) -> &Arc<MotionStatus> {
         &self.status
@@ -183,8 +188,21 @@ mod tests {
             },
             0,
         );
-        // Motion in every frame for 5 s, one frame per second: reported at 1 s, 3 s and 5 s.
-        for t in 1..=5 {
+        // Warm-up frames at 0 to 2 s, then motion in every frame for 5 s, one frame per second:
+        // reported at 3 s, 5 s and 7 s.
+        for t in 1..=2 {
+            let o = a.frame(
+                &Luma {
+                    width: w,
+                    height: h,
+                    stride: w,
+                    data: &plain,
+                },
+                t * s,
+            );
+            assert_eq!(o, Outcome::Calibrating);
+        }
+        for t in 3..=7 {
             for y in 10..20 {
                 for x in 0..w {
                     moving[y * w + x] = if (x / 8 + t as usize) % 2 == 0 {
@@ -207,13 +225,13 @@ mod tests {
         }
         let got = got.lock().unwrap();
         let times: Vec<i64> = got.iter().map(|e| e.time_utc_ns / s).collect();
-        assert_eq!(times, [1, 3, 5]);
+        assert_eq!(times, [3, 5, 7]);
         assert!(got
             .iter()
             .all(|e| e.label == "motion" && e.objects == ["door"]));
         assert_eq!(status.events.load(Ordering::Relaxed), 3);
-        assert_eq!(status.frames_analysed.load(Ordering::Relaxed), 6);
+        assert_eq!(status.frames_analysed.load(Ordering::Relaxed), 8);
         assert_eq!(status.log.since(0).0.len(), 3);
-        assert_eq!(status.last_motion_utc_ns.load(Ordering::Relaxed), 5 * s);
+        assert_eq!(status.last_motion_utc_ns.load(Ordering::Relaxed), 7 * s);
     }
 }

@@ -194,6 +194,8 @@ impl KeyframeBranch {
         timeline: TimelineFn,
     ) -> Result<KeyframeBranch, String> {
         let dec_name = pick_decoder(caps_name, decoder)?;
+        // A new run is a new encoder session: warm up again.
+        analyser.lock().unwrap_or_else(|e| e.into_inner()).restart();
         let mk = |f: &str| {
             gst::ElementFactory::make(f)
                 .build()
@@ -442,6 +444,7 @@ impl Substream {
                 }
             });
         }
+        analyser.lock().unwrap_or_else(|e| e.into_inner()).restart();
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|e| format!("cannot start: {e}"))?;

@@ -18,7 +18,9 @@
 //! 6. **Dilate** the changed pixels (3×3) and find 8-connected regions; keep those of at least the
 //!    sensitivity's area. Each region carries its box (normalised to the frame, 0..1) and the
 //!    zones its changed pixels touch.
-//! 7. **Update** the background towards the frame with a time constant of
+//! 7. The first [`WARMUP_FRAMES`] frames after a start only set the background (encoders start
+//!    a stream with coarse key frames).
+//! 8. **Update** the background towards the frame with a time constant of
 //!    [`BACKGROUND_TIME_CONSTANT_NS`] of media time, so the result does not depend on how often
 //!    frames are sampled (key frames every 2 s or a substream at 5 fps).
 //!
@@ -32,6 +34,11 @@ pub const ANALYSIS_HEIGHT: usize = 96;
 /// Share of the unmasked picture that, changed at once, means the scene's lighting changed
 /// (recalibrate) rather than something moved.
 pub const RECALIBRATE_FRACTION: f32 = 0.5;
+
+/// Frames that only set the background after a (re)start: a camera's encoder starts a stream with
+/// coarse key frames and sharpens them over the next few, which would look like motion on every
+/// textured surface.
+pub const WARMUP_FRAMES: u32 = 3;
 
 /// A change of the whole picture's median luma (0..255) that recalibrates instead of being
 /// compared.
@@ -156,7 +163,8 @@ pub struct Region {
 /// What one frame showed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    /// The first frame (or the first of a new size): it became the background.
+    /// One of the first [`WARMUP_FRAMES`] frames (of the detector, of a new size, or after
+    /// [`Detector::restart`]): it became the background.
     Calibrating,
     /// Nothing moved.
     Still,
@@ -193,6 +201,8 @@ pub struct Detector {
     cfg: DetectorConfig,
     grid: Option<Grid>,
     background: Vec<f32>,
+    /// Frames still to take as background only.
+    warmup: u32,
     last_t_ns: Option<i64>,
     // Scratch buffers, kept between frames.
     small: Vec<f32>,
@@ -210,6 +220,7 @@ impl Detector {
             cfg,
             grid: None,
             background: Vec::new(),
+            warmup: 0,
             last_t_ns: None,
             small: Vec::new(),
             blurred: Vec::new(),
@@ -218,6 +229,12 @@ impl Detector {
             label: Vec::new(),
             stack: Vec::new(),
         }
+    }
+
+    /// Starts over: the next [`WARMUP_FRAMES`] frames only set the background. Called when the
+    /// stream (re)starts, since a new encoder session starts with coarse key frames.
+    pub fn restart(&mut self) {
+        self.background.clear();
     }
 
     /// The sensitivity in use.
@@ -253,6 +270,12 @@ impl Detector {
         let dt = self.last_t_ns.map_or(0, |l| (t_ns - l).max(0));
         self.last_t_ns = Some(t_ns);
         if self.background.len() != w * h {
+            self.background.clone_from(&self.blurred);
+            self.warmup = WARMUP_FRAMES - 1;
+            return Outcome::Calibrating;
+        }
+        if self.warmup > 0 {
+            self.warmup -= 1;
             self.background.clone_from(&self.blurred);
             return Outcome::Calibrating;
         }
@@ -527,10 +550,32 @@ mod tests {
 
     const S: i64 = 1_000_000_000;
 
+    /// Feeds `f` as the warm-up frames, the last at t = 0.
+    fn warm(d: &mut Detector, f: &[u8]) {
+        for i in 0..WARMUP_FRAMES as i64 {
+            let t = (i + 1 - WARMUP_FRAMES as i64) * S;
+            assert_eq!(d.analyse(&luma(f), t), Outcome::Calibrating, "frame {i}");
+        }
+    }
+
+    #[test]
+    fn a_restart_warms_up_again() {
+        let mut d = Detector::new(DetectorConfig::default());
+        warm(&mut d, &scene(1, 4, 0));
+        let f = with_square(scene(2, 4, 0), 200, 100, 30);
+        assert!(matches!(d.analyse(&luma(&f), S), Outcome::Motion(_)));
+        // A new stream: its first frames only set the background, however different.
+        d.restart();
+        for i in 0..WARMUP_FRAMES as i64 {
+            let f = with_square(scene(3 + i as u64, 4, 0), 40 * i as usize, 100, 30);
+            assert_eq!(d.analyse(&luma(&f), (2 + i) * S), Outcome::Calibrating);
+        }
+    }
+
     #[test]
     fn a_moving_square_is_found_where_it_is() {
         let mut d = Detector::new(DetectorConfig::default());
-        assert_eq!(d.analyse(&luma(&scene(1, 4, 0)), 0), Outcome::Calibrating);
+        warm(&mut d, &scene(1, 4, 0));
         assert_eq!(d.analyse(&luma(&scene(2, 4, 0)), S), Outcome::Still);
         let f = with_square(scene(3, 4, 0), 200, 100, 30);
         let Outcome::Motion(r) = d.analyse(&luma(&f), 2 * S) else {
@@ -572,7 +617,7 @@ mod tests {
     #[test]
     fn lights_switching_recalibrates_instead_of_reporting() {
         let mut d = Detector::new(DetectorConfig::default());
-        d.analyse(&luma(&scene(1, 2, 0)), 0);
+        warm(&mut d, &scene(1, 2, 0));
         // An IR switch: the picture inverts.
         let inverted: Vec<u8> = scene(2, 2, 0).iter().map(|p| 255 - p).collect();
         assert_eq!(d.analyse(&luma(&inverted), S), Outcome::Recalibrated);
@@ -598,7 +643,7 @@ mod tests {
             ],
         };
         let mut d = Detector::new(cfg);
-        d.analyse(&luma(&scene(1, 4, 0)), 0);
+        warm(&mut d, &scene(1, 4, 0));
         // Inside the mask: nothing.
         let o = d.analyse(&luma(&with_square(scene(2, 4, 0), 200, 100, 30)), S);
         assert_eq!(o, Outcome::Still);
@@ -629,7 +674,7 @@ mod tests {
                     sensitivity: Some(s),
                     ..Default::default()
                 });
-                d.analyse(&luma(&scene(1, 2, 0)), 0);
+                warm(&mut d, &scene(1, 2, 0));
                 matches!(d.analyse(&luma(&faint(2)), S), Outcome::Motion(_))
             })
             .collect();
@@ -639,7 +684,7 @@ mod tests {
     #[test]
     fn something_that_stops_becomes_background() {
         let mut d = Detector::new(DetectorConfig::default());
-        d.analyse(&luma(&scene(1, 2, 0)), 0);
+        warm(&mut d, &scene(1, 2, 0));
         let mut moved_at = Vec::new();
         for i in 1..40 {
             let f = with_square(scene(i + 1, 2, 0), 100, 100, 30);
@@ -667,12 +712,14 @@ mod tests {
             stride,
             data: &data,
         };
-        assert_eq!(d.analyse(&f, 0), Outcome::Calibrating);
-        assert_eq!(d.analyse(&f, S), Outcome::Still);
+        for i in 0..WARMUP_FRAMES as i64 {
+            assert_eq!(d.analyse(&f, i * S), Outcome::Calibrating);
+        }
+        assert_eq!(d.analyse(&f, 3 * S), Outcome::Still);
         let short = Luma {
             data: &data[..10],
             ..f
         };
-        assert_eq!(d.analyse(&short, 2 * S), Outcome::Still);
+        assert_eq!(d.analyse(&short, 4 * S), Outcome::Still);
     }
 }

@@ -261,15 +261,8 @@ impl Site {
 
     /// Runs `edgerec fsck` and returns (success, output).
     pub fn fsck(&self, extra: &[&str]) -> (bool, String) {
-        let out = Command::new(EDGEREC)
-            .args(["fsck", "--config"])
-            .arg(&self.config)
-            .args(extra)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
-        (out.status.success(), text)
+        let (code, text) = self.fsck_code(extra);
+        (code == 0, text)
     }
 }
 
