@@ -62,9 +62,14 @@ grep -q storage.segment_length "$tmp/err" || { cat "$tmp/err"; exit 1; }
 echo "aarch64 check-config: ok (rejects PT45S naming storage.segment_length)"
 
 if [ "${1:-}" = "--record" ]; then
-  [ -x target/debug/edgerec-testcam ] || cargo build --bin edgerec-testcam
+  # The test camera is a host (x86_64) program: built and run without the cross-compilation
+  # pkg-config paths and without the arm64 GStreamer registry (a shared registry would make each
+  # side rescan every plugin, under qemu a slow start).
+  host=(env -u PKG_CONFIG_LIBDIR -u PKG_CONFIG_ALLOW_CROSS -u GST_REGISTRY -u GST_REGISTRY_FORK
+        -u CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS)
+  [ -x target/debug/edgerec-testcam ] || "${host[@]}" cargo build --bin edgerec-testcam
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  target/debug/edgerec-testcam --port "$port" --width 320 --height 240 > "$tmp/cam.log" 2>&1 &
+  "${host[@]}" target/debug/edgerec-testcam --port "$port" --width 320 --height 240 > "$tmp/cam.log" 2>&1 &
   for _ in $(seq 50); do grep -q READY "$tmp/cam.log" && break; sleep 0.1; done
   record() {
     rm -rf "$tmp/store"
