@@ -369,7 +369,8 @@ pub struct CameraSupervisor {
     writer: WriterHandle,
     status: Arc<CameraStatus>,
     stop: Arc<AtomicBool>,
-    /// The camera's motion analysis (kept across runs: its background survives a reconnect).
+    /// The camera's motion analysis, one for all runs (its counters and aggregation window go
+    /// on; each new run warms its background up again).
     analyser: Option<Arc<Mutex<Analyser>>>,
 }
 

@@ -146,11 +146,13 @@ pub(super) fn motion(
     }
     let sample = match r.sample.as_deref().unwrap_or("keyframes") {
         "keyframes" => {
-            if r.substream_url.is_some() || r.substream_fps.is_some() {
-                return Err(rule(
-                    k("substream_url"),
-                    "applies only with sample = \"substream\"",
-                ));
+            let stray = if r.substream_url.is_some() {
+                Some("substream_url")
+            } else {
+                r.substream_fps.map(|_| "substream_fps")
+            };
+            if let Some(key) = stray {
+                return Err(rule(k(key), "applies only with sample = \"substream\""));
             }
             Sample::Keyframes
         }

@@ -90,15 +90,6 @@ impl Sensitivity {
             Sensitivity::High => 0.0005,
         }
     }
-
-    /// The name used in configuration and metrics.
-    pub fn name(self) -> &'static str {
-        match self {
-            Sensitivity::Low => "low",
-            Sensitivity::Medium => "medium",
-            Sensitivity::High => "high",
-        }
-    }
 }
 
 /// A borrowed 8-bit luma plane: `height` rows of `width` pixels, `stride` bytes apart.
@@ -128,20 +119,6 @@ pub struct NormBox {
 }
 
 impl NormBox {
-    /// The smallest box holding both.
-    pub fn union(self, o: NormBox) -> NormBox {
-        let l = self.l.min(o.l);
-        let t = self.t.min(o.t);
-        let r = (self.l + self.w).max(o.l + o.w);
-        let b = (self.t + self.h).max(o.t + o.h);
-        NormBox {
-            l,
-            t,
-            w: r - l,
-            h: b - t,
-        }
-    }
-
     /// Whether the two boxes share any area.
     pub fn overlaps(self, o: NormBox) -> bool {
         self.l < o.l + o.w && o.l < self.l + self.w && self.t < o.t + o.h && o.t < self.t + self.h
