@@ -16,6 +16,8 @@ demo: release
 lint: deps
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --no-default-features --lib --bins -- -D warnings
+	bash .ci/check-supply-chain.sh
 
 # Integration tests record in real time; they run side by side (they mostly wait on the clock).
 test: lint
@@ -37,5 +39,5 @@ clean:
 
 # aarch64 without Docker (Debian multiarch), checked under qemu-user; see .ci/cross-aarch64.sh.
 cross-aarch64:
-	cargo build --release --no-default-features --bin edgerec
+	cargo build --release --no-default-features --features upload,mqtt --bin edgerec
 	bash .ci/cross-aarch64.sh --record

@@ -51,3 +51,9 @@ if command -v rustup >/dev/null; then
     rustup component list --installed | grep -q "^$c" || rustup component add "$c"
   done
 fi
+# cargo-deny for the supply-chain check (licences, advisories), pinned: .ci/check-supply-chain.sh
+# lays out the advisory database the way this version reads it. About 3 min to build once.
+deny_version=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $deny_version" ]; then
+  cargo install -q cargo-deny --version "$deny_version" --locked
+fi

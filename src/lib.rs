@@ -13,6 +13,30 @@
 
 #![warn(missing_docs)]
 
+/// The optional parts compiled into this build, comma-separated in Cargo.toml's order (`upload`,
+/// `mqtt`; empty for a record-only build). Shown by `edgerec --version` and in `/metrics`
+/// (`edgerec_build_info{features}`).
+pub const FEATURES: &str = if cfg!(all(feature = "upload", feature = "mqtt")) {
+    "upload,mqtt"
+} else if cfg!(feature = "upload") {
+    "upload"
+} else if cfg!(feature = "mqtt") {
+    "mqtt"
+} else {
+    ""
+};
+
+/// `edgerec --version`: the package version and [`FEATURES`], e.g. `0.1.0 (upload,mqtt)`.
+pub const LONG_VERSION: &str = if cfg!(all(feature = "upload", feature = "mqtt")) {
+    concat!(env!("CARGO_PKG_VERSION"), " (upload,mqtt)")
+} else if cfg!(feature = "upload") {
+    concat!(env!("CARGO_PKG_VERSION"), " (upload)")
+} else if cfg!(feature = "mqtt") {
+    concat!(env!("CARGO_PKG_VERSION"), " (mqtt)")
+} else {
+    concat!(env!("CARGO_PKG_VERSION"), " (record only)")
+};
+
 pub mod backoff;
 pub mod clock;
 pub mod config;
@@ -26,6 +50,7 @@ pub mod ingest;
 pub mod logging;
 pub mod motion;
 pub mod mp4;
+#[cfg(feature = "mqtt")]
 pub mod mqtt;
 pub mod playback;
 pub mod recorder;

@@ -108,6 +108,7 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         None => None,
     };
     let upload_stop = Arc::new(AtomicBool::new(false));
+    #[cfg(feature = "upload")]
     let (upload, upload_thread) = match &cfg.upload {
         Some(u) => match crate::upload::spawn(
             u.clone(),
@@ -131,10 +132,14 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         },
         None => (None, None),
     };
+    // Config loading refused `[upload]` in a build without the feature.
+    #[cfg(not(feature = "upload"))]
+    let (upload, upload_thread): (Option<Arc<crate::upload::UploadShared>>, _) = (None, None);
     if let Some(shared) = &upload {
         let _ = upload_slot.set(shared.clone());
     }
     let mqtt_stop = Arc::new(AtomicBool::new(false));
+    #[cfg(feature = "mqtt")]
     let mqtt_thread = match &cfg.mqtt {
         Some(m) => {
             let ctx = crate::mqtt::Context {
@@ -170,6 +175,9 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
         }
         None => None,
     };
+    // Config loading refused `[mqtt]` in a build without the feature.
+    #[cfg(not(feature = "mqtt"))]
+    let mqtt_thread: Option<std::thread::JoinHandle<()>> = None;
     for sup in sups {
         threads.push(sup.spawn()?);
     }

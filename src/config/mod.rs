@@ -53,6 +53,19 @@ fn rule(key: impl Into<String>, rule: impl Into<String>) -> ConfigError {
     }
 }
 
+/// A table this build cannot act on: the cargo feature of the same name was left out (a
+/// record-only firmware image). Refused rather than ignored, so nobody believes footage goes to
+/// the cloud when it cannot.
+fn left_out(table: &str) -> ConfigError {
+    rule(
+        table,
+        format!(
+            "this build of edgerec has no {table} support (cargo feature `{table}` left out): \
+             remove [{table}] or install a build with it"
+        ),
+    )
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
@@ -745,7 +758,7 @@ pub fn check_rtsp_url(key: &str, v: &str) -> Result<(), ConfigError> {
 pub fn check_segment_length(d: Duration) -> Result<(), String> {
     if d < Duration::from_secs(30)
         || d > Duration::from_secs(300)
-        || d.as_nanos() % 30_000_000_000 != 0
+        || !d.as_nanos().is_multiple_of(30_000_000_000)
     {
         return Err(format!(
             "must be PT30S to PT5M in steps of 30 s (seed 000: segmentLength), got {}",
@@ -964,6 +977,12 @@ impl Config {
             .map(|m| mqtt_config(m, &device_id, read))
             .transpose()?;
         let upload = raw.upload.map(|u| upload_config(u, read)).transpose()?;
+        if mqtt.is_some() && !cfg!(feature = "mqtt") {
+            return Err(left_out("mqtt"));
+        }
+        if upload.is_some() && !cfg!(feature = "upload") {
+            return Err(left_out("upload"));
+        }
         Ok(Config {
             device_id,
             storage,

@@ -94,7 +94,11 @@ pub fn render(st: &AppState, held: &[(String, i64, i64)]) -> String {
         "gauge",
         "Always 1; the label says which edgerec this is.",
         &[(
-            format!("{{version=\"{}\"}}", env!("CARGO_PKG_VERSION")),
+            format!(
+                "{{version=\"{}\",features=\"{}\"}}",
+                env!("CARGO_PKG_VERSION"),
+                crate::FEATURES
+            ),
             1.0,
         )],
     );

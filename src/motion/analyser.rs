@@ -205,7 +205,7 @@ mod tests {
         for t in 3..=7 {
             for y in 10..20 {
                 for x in 0..w {
-                    moving[y * w + x] = if (x / 8 + t as usize) % 2 == 0 {
+                    moving[y * w + x] = if (x / 8 + t as usize).is_multiple_of(2) {
                         250
                     } else {
                         0

@@ -16,6 +16,7 @@ pub mod commands;
 pub mod discovery;
 pub mod motion;
 pub mod status;
+pub mod tls;
 pub mod topics;
 
 use std::collections::{HashMap, VecDeque};
@@ -102,21 +103,8 @@ pub fn options(cfg: &MqttConfig, t: &Topics) -> anyhow::Result<MqttOptions> {
         o.set_credentials(u.clone(), cfg.password.clone().unwrap_or_default());
     }
     if cfg.tls {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let read = |p: &std::path::Path, what: &str| {
-            std::fs::read(p).map_err(|e| anyhow::anyhow!("mqtt.{what} {}: {e}", p.display()))
-        };
-        let ca = read(&cfg.ca_file, "ca_file")?;
-        let client_auth = match &cfg.client_cert {
-            Some((c, k)) => Some((read(c, "cert_file")?, read(k, "key_file")?)),
-            None => None,
-        };
         o.set_transport(rumqttc::Transport::tls_with_config(
-            rumqttc::TlsConfiguration::Simple {
-                ca,
-                alpn: None,
-                client_auth,
-            },
+            rumqttc::TlsConfiguration::Rustls(tls::client_config(cfg)?),
         ));
     }
     Ok(o)

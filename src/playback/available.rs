@@ -299,7 +299,7 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             let hole = holes[(x % 6) as usize] * i64::from(x % 7 < 3);
-            if hole > 50_000_000 || x % 11 == 0 {
+            if hole > 50_000_000 || x.is_multiple_of(11) {
                 run = ix.insert_run("cam", t, "reconnect").unwrap();
             }
             t += hole;

@@ -21,6 +21,9 @@ use crate::store::layout::{segment_stem, utc};
 ///
 /// Errors: the URL, endpoint or credentials are rejected by the builder.
 pub fn build(cfg: &UploadConfig) -> anyhow::Result<Arc<dyn ObjectStore>> {
+    // The HTTP client's TLS (reqwest with `rustls-no-provider`) uses rustls' process default:
+    // ring, the one crypto library of the binary. An `Err` means one is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let retry = RetryConfig {
         backoff: BackoffConfig::default(),
         max_retries: 2,

@@ -6,8 +6,9 @@ DESCRIPTION = "edgerec records RTSP cameras continuously into crash-safe fragmen
 HOMEPAGE = "https://github.com/edgerec/edgerec"
 BUGTRACKER = "https://github.com/edgerec/edgerec/issues"
 SECTION = "multimedia"
-# edgerec is MIT; the statically linked fMP4 muxer (gst-plugin-fmp4) is MPL-2.0.
-LICENSE = "MIT & MPL-2.0"
+# LICENSE is set in edgerec-licenses.inc (required below), generated from the crates the binary
+# links (yocto/gen-license-inc.py; CI checks it is current). edgerec itself is MIT; the statically
+# linked fMP4 muxer (gst-plugin-fmp4) is MPL-2.0.
 LIC_FILES_CHKSUM = "file://docs/LICENSE;md5=c4b8f13d4f3155d9c2d0372abc6aabf9 \
                     file://${COMMON_LICENSE_DIR}/MPL-2.0;md5=815ca599c9df247a0c7f619bab123dad"
 
@@ -27,9 +28,27 @@ S = "${WORKDIR}/git"
 inherit cargo cargo-update-recipe-crates pkgconfig systemd useradd
 
 require ${BPN}-crates.inc
+require ${BPN}-licenses.inc
 
-# Only the recorder: the RTSP test camera (feature "testcam") needs gst-rtsp-server and is not shipped.
-CARGO_BUILD_FLAGS += "--no-default-features --bin edgerec"
+# edgerec's rust-version (Cargo.toml). scarthgap's own Rust is 1.75: the layer depends on the
+# scarthgap/rust branch of meta-lts-mixins; refuse an older Rust here rather than fail deep in
+# do_compile.
+EDGEREC_MIN_RUST = "1.88"
+# nooelint: oelint.task.noanonpython - one comparison at parse time, so a too old Rust is named at once
+python () {
+    have = (d.getVar('RUSTVERSION') or '0').rstrip('%')
+    need = d.getVar('EDGEREC_MIN_RUST')
+    if bb.utils.vercmp_string_op(have, need, '<'):
+        raise bb.parse.SkipRecipe('edgerec needs Rust %s or newer, RUSTVERSION is %s: add the scarthgap/rust branch of meta-lts-mixins' % (need, have))
+}
+
+# Optional parts (cargo features): "upload" (S3, Azure Blob, a share) and "mqtt". A record-only
+# image leaves both out: PACKAGECONFIG:pn-edgerec = "". The RTSP test camera (feature "testcam")
+# needs gst-rtsp-server and is never shipped.
+PACKAGECONFIG ??= "upload mqtt"
+PACKAGECONFIG[upload] = ""
+PACKAGECONFIG[mqtt] = ""
+CARGO_BUILD_FLAGS += "--no-default-features --features '${@','.join(d.getVar('PACKAGECONFIG').split())}' --bin edgerec"
 
 USERADD_PACKAGES = "${PN}"
 USERADD_PARAM:${PN} = "--system --home-dir ${localstatedir}/lib/edgerec --no-create-home \
