@@ -10,10 +10,12 @@ RUST_OF_STACK below.
 
 Usage: check-rust-version.py   (from the repository root; needs cargo and the crates fetched)
 """
-import json
+import os
 import re
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "yocto"))
+from cargo_graph import firmware_packages  # noqa: E402
 
 # The Rust each claimed layer stack builds with, and where that figure comes from. A stack is
 # (release series, mixin layer collection or None).
@@ -42,24 +44,9 @@ def layer_claims(path="yocto/meta-edgerec/conf/layer.conf"):
 
 
 def highest_rust_version():
-    meta = json.loads(subprocess.check_output([
-        "cargo", "metadata", "--format-version", "1", "--locked", "--no-default-features",
-        "--features", "upload,mqtt", "--filter-platform", "aarch64-unknown-linux-gnu"]))
-    pkgs = {p["id"]: p for p in meta["packages"]}
-    nodes = {n["id"]: n for n in meta["resolve"]["nodes"]}
-    seen, todo = set(), [meta["resolve"]["root"]]
-    while todo:
-        i = todo.pop()
-        if i in seen:
-            continue
-        seen.add(i)
-        for d in nodes[i]["deps"]:
-            if any(k["kind"] in (None, "build") for k in d["dep_kinds"]):
-                todo.append(d["pkg"])
-    need = [(vers(pkgs[i]["rust_version"]), pkgs[i]["name"], pkgs[i]["version"])
-            for i in seen if pkgs[i].get("rust_version")]
-    need.sort()
-    return need[-1], len(seen)
+    pkgs = firmware_packages(linked_only=False)
+    need = sorted((vers(p["rust_version"]), p["name"], p["version"]) for p in pkgs if p.get("rust_version"))
+    return need[-1], len(pkgs)
 
 
 def main():

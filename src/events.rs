@@ -39,8 +39,11 @@ impl Rejection {
 
 /// The fields an event may have: `{"id"?, "label", "time"? (RFC 3339 UTC, default: now),
 /// "duration"? (ISO 8601, a trigger held for that long), "objects"? (labels of what was seen,
-/// at most [`MAX_OBJECTS`])}`; `reply_to` belongs to MQTT 3.1.1 request envelopes and is ignored.
-const FIELDS: [&str; 6] = ["id", "label", "time", "duration", "objects", "reply_to"];
+/// at most [`MAX_OBJECTS`])}`; `replyTo` (and its older spelling `reply_to`) belongs to MQTT 3.1.1
+/// request envelopes and is ignored.
+const FIELDS: [&str; 7] = [
+    "id", "label", "time", "duration", "objects", "replyTo", "reply_to",
+];
 
 /// Most object labels one event may carry.
 pub const MAX_OBJECTS: usize = 32;

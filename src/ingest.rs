@@ -72,6 +72,63 @@ impl Payload for BufferListPayload {
 /// Growth of the reconnect delay per failed attempt.
 pub const BACKOFF_FACTOR: f64 = 1.2;
 
+/// A new element of `factory`. Errors: the element is not installed, named in the message.
+pub fn make_element(factory: &str) -> Result<gst::Element, String> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|_| format!("GStreamer element {factory:?} is not available"))
+}
+
+/// Adds `chain` to `pipeline`, links it in order, starts it (downstream first) and links the
+/// new `rtspsrc` pad `pad` to its head. Errors: a link is refused (caps) or an element does not
+/// start, in words.
+pub fn attach_chain(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    chain: &[&gst::Element],
+) -> Result<(), String> {
+    pipeline.add_many(chain).map_err(|e| e.to_string())?;
+    gst::Element::link_many(chain).map_err(|e| format!("link: {e}"))?;
+    for e in chain.iter().rev() {
+        e.sync_state_with_parent().map_err(|e| e.to_string())?;
+    }
+    let head = chain.first().ok_or("empty chain")?;
+    pad.link(
+        &head
+            .static_pad("sink")
+            .ok_or("the chain's head has no sink pad")?,
+    )
+    .map_err(|e| format!("link rtspsrc: {e:?}"))?;
+    Ok(())
+}
+
+/// An `rtspsrc` set up for camera `cfg` as every connection to it is (the recorder's runs and
+/// `edgerec probe`): URL, jitter-buffer latency, transport, credentials (never logged) and the
+/// stall timeout as both the TCP and the UDP receive timeout.
+///
+/// Errors: the `rtspsrc` element is missing (gst-plugins-good not installed).
+pub fn rtsp_source(cfg: &CameraConfig) -> Result<gst::Element, String> {
+    let src = make_element("rtspsrc")?;
+    src.set_property("location", &cfg.url);
+    src.set_property("latency", cfg.latency_ms);
+    src.set_property_from_str(
+        "protocols",
+        match cfg.transport {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        },
+    );
+    if let Some(u) = &cfg.username {
+        src.set_property("user-id", u);
+    }
+    if let Some(p) = &cfg.password {
+        src.set_property("user-pw", p);
+    }
+    src.set_property("tcp-timeout", cfg.stall_timeout.as_micros() as u64);
+    src.set_property("timeout", cfg.stall_timeout.as_micros() as u64);
+    Ok(src)
+}
+
 /// The camera reconnect backoff: 1 s growing ×[`BACKOFF_FACTOR`] per failure to 30 s, ±10 % jitter.
 pub fn camera_backoff() -> Backoff {
     Backoff::new(
@@ -518,12 +575,6 @@ impl CameraSupervisor {
         }
     }
 
-    fn make(&self, factory: &str) -> Result<gst::Element, String> {
-        gst::ElementFactory::make(factory)
-            .build()
-            .map_err(|_| format!("GStreamer element {factory:?} is not available"))
-    }
-
     fn run_pipeline(
         &self,
         camera: &Arc<str>,
@@ -531,9 +582,7 @@ impl CameraSupervisor {
         got_media: &Arc<AtomicBool>,
     ) -> Result<Ended, String> {
         let pipeline = gst::Pipeline::with_name(&format!("cam-{}", self.cfg.id));
-        let src = self.make("rtspsrc")?;
-        src.set_property("location", &self.cfg.url);
-        src.set_property("latency", self.cfg.latency_ms);
+        let src = rtsp_source(&self.cfg)?;
         // Over TCP packets arrive complete and in order: the jitter buffer has nothing to
         // reorder, and its per-packet timers (lost-packet detection, timestamp smoothing) cost
         // a thread wake-up per RTP packet. Turn them off; media time stays the sender's RTP time.
@@ -559,21 +608,6 @@ impl CameraSupervisor {
                 None
             });
         }
-        src.set_property_from_str(
-            "protocols",
-            match self.cfg.transport {
-                Transport::Tcp => "tcp",
-                Transport::Udp => "udp",
-            },
-        );
-        if let Some(u) = &self.cfg.username {
-            src.set_property("user-id", u);
-        }
-        if let Some(p) = &self.cfg.password {
-            src.set_property("user-pw", p);
-        }
-        src.set_property("tcp-timeout", self.cfg.stall_timeout.as_micros() as u64);
-        src.set_property("timeout", self.cfg.stall_timeout.as_micros() as u64);
         let video_selected = Arc::new(AtomicBool::new(false));
         {
             let vs = video_selected.clone();
@@ -660,11 +694,7 @@ impl CameraSupervisor {
                     }
                 };
                 let build = || -> Result<(), String> {
-                    let mk = |f: &str| {
-                        gst::ElementFactory::make(f)
-                            .build()
-                            .map_err(|_| format!("GStreamer element {f:?} is not available"))
-                    };
+                    let mk = make_element;
                     let depay = mk(names[0])?;
                     let parse = mk(names[1])?;
                     if let Some((decoder, analyser)) = &keyframe_motion {
@@ -726,9 +756,6 @@ impl CameraSupervisor {
                                 .build(),
                         );
                     }
-                    let all = [&depay, &parse, &ts, &mux, sink.upcast_ref()];
-                    pipeline.add_many(all).map_err(|e| e.to_string())?;
-                    gst::Element::link_many(all).map_err(|e| format!("link: {e}"))?;
                     let ld = last_data.clone();
                     depay
                         .static_pad("src")
@@ -740,15 +767,11 @@ impl CameraSupervisor {
                                 gst::PadProbeReturn::Ok
                             },
                         );
-                    for e in all.iter().rev() {
-                        e.sync_state_with_parent().map_err(|e| e.to_string())?;
-                    }
-                    pad.link(
-                        &depay
-                            .static_pad("sink")
-                            .ok_or("depayloader has no sink pad")?,
-                    )
-                    .map_err(|e| format!("link rtspsrc: {e:?}"))?;
+                    attach_chain(
+                        &pipeline,
+                        pad,
+                        &[&depay, &parse, &ts, &mux, sink.upcast_ref()],
+                    )?;
                     *mux_slot.lock().unwrap() = Some(mux);
                     Ok(())
                 };

@@ -7,7 +7,7 @@
 //! Modules: [`backoff`] (retry delays with jitter), [`clock`] (wall and monotonic clocks, simulated in tests), [`config`] (the TOML file and its rules), [`duration`] (ISO 8601 durations), [`evr`] (event-based recording: the signal gate and clips), [`events`] (event intake shared by MQTT and HTTP), [`mp4`]
 //! (reading our own segment files), [`index`] (SQLite schema and queries), [`store`] (files and
 //! index together: writer, recovery, fsck), [`ingest`] (GStreamer pipelines), [`logging`] (journal priorities), [`motion`] (motion detection: an EVR trigger), [`recorder`] (wiring
-//! for `edgerec run`), [`playback`] (availableMedia, manifest filters, HLS and DASH), [`http`]
+//! for `edgerec run`), [`playback`] (availableMedia, manifest filters, HLS and DASH), [`probe`] (`edgerec probe`: what a camera sends), [`http`]
 //! (the playback and status server), [`mqtt`] (control and status over MQTT), [`control`]
 //! (persisted recording switches), [`upload`] (segments to object storage, oldest first).
 
@@ -53,6 +53,7 @@ pub mod mp4;
 #[cfg(feature = "mqtt")]
 pub mod mqtt;
 pub mod playback;
+pub mod probe;
 pub mod recorder;
 pub mod store;
 pub mod upload;

@@ -1,4 +1,4 @@
-//! The `edgerec` command: `run`, `check-config` and `fsck`.
+//! The `edgerec` command: `run`, `check-config`, `probe` and `fsck`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,6 +32,24 @@ enum Cmd {
         /// Configuration file.
         #[arg(long, default_value = "/etc/edgerec/edgerec.toml")]
         config: PathBuf,
+    },
+    /// Connect to each camera as the recorder would and print what it sends (codec, profile,
+    /// resolution, measured frame rate, GOP and bitrate, audio, RTCP sender reports), or one
+    /// line that says what to fix. Exits 0 when every camera probed can be recorded, 1 when one
+    /// cannot, 2 on a config error.
+    Probe {
+        /// Configuration file.
+        #[arg(long, default_value = "/etc/edgerec/edgerec.toml")]
+        config: PathBuf,
+        /// Only this camera (also a disabled one); default: every enabled camera.
+        #[arg(long)]
+        camera: Option<String>,
+        /// Seconds of video to measure after the first frame (GOP needs two key frames).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// One JSON object per camera (camelCase) instead of a line of text.
+        #[arg(long)]
+        json: bool,
     },
     /// Check the index against the media files. Exit codes as fsck(8): 0 clean, 1 errors
     /// corrected (--repair), 4 errors left, 8 operational error (e.g. a recorder holds the store).
@@ -121,6 +139,15 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
+        Cmd::Probe {
+            config,
+            camera,
+            seconds,
+            json,
+        } => match load(&config) {
+            Ok(c) => probe_cmd(&c, camera.as_deref(), seconds, json),
+            Err(code) => code,
+        },
         Cmd::Run { config } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
@@ -159,6 +186,57 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `edgerec probe`: every camera at once (each on its own thread), printed in config order.
+fn probe_cmd(cfg: &Config, only: Option<&str>, seconds: u64, json: bool) -> ExitCode {
+    let cams: Vec<_> = cfg
+        .cameras
+        .iter()
+        .filter(|c| only.map_or(c.enabled, |id| c.id == id))
+        .cloned()
+        .collect();
+    if cams.is_empty() {
+        eprintln!(
+            "edgerec probe: {}",
+            match only {
+                Some(id) => format!("no camera {id:?} in the config"),
+                None => "no enabled camera in the config".into(),
+            }
+        );
+        return ExitCode::from(2);
+    }
+    if let Err(e) = edgerec::ingest::init_gstreamer() {
+        eprintln!("edgerec probe: GStreamer: {e}");
+        return ExitCode::FAILURE;
+    }
+    let sample = std::time::Duration::from_secs(seconds);
+    let reports: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = cams
+            .iter()
+            .map(|c| s.spawn(|| edgerec::probe::probe(c, &cfg.pipeline, sample)))
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    let mut ok = true;
+    for r in reports {
+        let Ok(r) = r else {
+            eprintln!("edgerec probe: a probe thread panicked");
+            ok = false;
+            continue;
+        };
+        ok &= r.problem.is_none();
+        if json {
+            println!("{}", serde_json::to_string(&r).unwrap_or_default());
+        } else {
+            println!("{}", r.line());
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

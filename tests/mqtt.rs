@@ -51,6 +51,25 @@ fn media_end(site: &Site, camera: &str) -> i64 {
         .unwrap_or(0)
 }
 
+/// Every key of an MQTT payload is camelCase (docs/mqtt.md, "JSON"): no `_` or `-` in any key,
+/// except the camera ids that key `cameras`.
+fn assert_camel_case(v: &serde_json::Value, path: &str) {
+    match v {
+        serde_json::Value::Object(o) => {
+            for (k, x) in o {
+                let ids = path.ends_with(".cameras");
+                assert!(
+                    ids || (!k.contains('_') && !k.contains('-')),
+                    "{path}.{k} is not camelCase"
+                );
+                assert_camel_case(x, &format!("{path}.{k}"));
+            }
+        }
+        serde_json::Value::Array(a) => a.iter().for_each(|x| assert_camel_case(x, path)),
+        _ => {}
+    }
+}
+
 fn rss_kib(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -83,29 +102,30 @@ fn state_switch_commands_events_discovery_and_last_will() {
         m.topic == format!("{r}/state")
             && m.json()["cameras"]["a"]["connected"] == true
             && m.json()["cameras"]["b"]["connected"] == true
-            && m.json()["storage"]["used_bytes"].as_u64() > Some(0)
-            && m.json()["cameras"]["b"]["bitrate_bps"].as_u64() > Some(0)
+            && m.json()["storage"]["usedBytes"].as_u64() > Some(0)
+            && m.json()["cameras"]["b"]["bitrateBps"].as_u64() > Some(0)
     });
     let s = st.json();
     assert!(
-        s["storage"]["max_bytes"].as_u64() == Some(200 * 1024 * 1024),
+        s["storage"]["maxBytes"].as_u64() == Some(200 * 1024 * 1024),
         "{s}"
     );
-    assert!(s["storage"]["used_bytes"].as_u64().unwrap() > 0, "{s}");
+    assert!(s["storage"]["usedBytes"].as_u64().unwrap() > 0, "{s}");
     assert!(
         s.get("uplink").is_none(),
         "no uploader yet: uplink must be absent: {s}"
     );
     assert_eq!(s["cameras"]["a"]["recording"], true);
-    let last = s["cameras"]["a"]["last_fragment_at"]
+    let last = s["cameras"]["a"]["lastFragmentAt"]
         .as_str()
         .unwrap_or_default();
     assert!(
         edgerec::playback::time::parse_datetime(last)
             .is_ok_and(|t| (now_utc_ns() - t).abs() < 10_000_000_000),
-        "last_fragment_at {last:?}"
+        "lastFragmentAt {last:?}"
     );
-    assert!(s["uptime_s"].is_u64() && s["version"].is_string());
+    assert!(s["uptimeSeconds"].is_u64() && s["version"].is_string());
+    assert_camel_case(&s, "state");
     peer.wait(T, "recording/state ON", |m| {
         m.topic == format!("{r}/a/recording/state") && m.text() == "ON"
     });
@@ -154,9 +174,10 @@ fn state_switch_commands_events_discovery_and_last_will() {
     peer.wait(T, "recording/state OFF", |m| {
         m.topic == format!("{r}/a/recording/state") && m.text() == "OFF"
     });
-    peer.wait(T, "RecordingStopped", |m| {
+    let stopped = peer.wait(T, "RecordingStopped", |m| {
         m.json()["eventType"] == "RecordingStopped" && m.json()["body"]["camera"] == "a"
     });
+    assert_camel_case(&stopped.json(), "event");
     std::thread::sleep(Duration::from_secs(4));
     let a_end = media_end(&site, "a");
     assert!(
@@ -193,7 +214,8 @@ fn state_switch_commands_events_discovery_and_last_will() {
         .collect();
     assert!(runs.len() >= 2, "ON must start a new run");
 
-    // MQTT 3.1.1 clients: reply_to in the payload (getState, setRecording); getState over MQTT 5.
+    // MQTT 3.1.1 clients: replyTo in the payload (getState), or its older spelling reply_to
+    // (setRecording); getState over MQTT 5.
     let pub311 = |cmd: &str, body: &str| {
         let out = Command::new("mosquitto_pub")
             .args(["-h", "127.0.0.1", "-p", &broker.port.to_string()])
@@ -211,8 +233,8 @@ fn state_switch_commands_events_discovery_and_last_will() {
             .unwrap();
         assert!(out.status.success());
     };
-    pub311("getState", r#"{"reply_to": "replies/v311"}"#);
-    let rep = peer.wait(T, "getState reply via reply_to", |m| {
+    pub311("getState", r#"{"replyTo": "replies/v311"}"#);
+    let rep = peer.wait(T, "getState reply via replyTo", |m| {
         m.topic == "replies/v311"
     });
     assert_eq!(rep.json()["status"], 200);
@@ -602,10 +624,11 @@ fn uplink_state_with_an_uploader() {
         m.topic == format!("{r}/state") && m.json()["uplink"]["state"] == "online"
     });
     let u = &st.json()["uplink"];
-    assert!(u["last_upload_at"].is_string(), "{u}");
-    assert_eq!(u["evicted_unuploaded_bytes"], 0, "{u}");
+    assert_camel_case(&st.json(), "state");
+    assert!(u["lastUploadAt"].is_string(), "{u}");
+    assert_eq!(u["evictedUnuploadedBytes"], 0, "{u}");
     assert!(
-        u["backlog_segments"].is_u64() && u["backlog_bytes"].is_u64(),
+        u["backlogSegments"].is_u64() && u["backlogBytes"].is_u64(),
         "{u}"
     );
     peer.wait(T, "UplinkStateChanged", |m| {

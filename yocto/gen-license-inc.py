@@ -13,34 +13,16 @@ into its terms; the alternatives of an OR are sorted so that equal choices colla
 Usage: gen-license-inc.py [output.inc]   (from the repository root; needs cargo)
 """
 import collections
-import json
+import os
 import re
-import subprocess
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cargo_graph import firmware_packages  # noqa: E402
 
 OUT = sys.argv[1] if len(sys.argv) > 1 else "yocto/meta-edgerec/recipes-multimedia/edgerec/edgerec-licenses.inc"
 # SPDX ids whose name in oe-core's meta/files/common-licenses differs.
 YOCTO_NAME = {"Apache-2.0 WITH LLVM-exception": "Apache-2.0-with-LLVM-exception"}
-
-
-def firmware_crates():
-    meta = json.loads(subprocess.check_output([
-        "cargo", "metadata", "--format-version", "1", "--locked", "--no-default-features",
-        "--features", "upload,mqtt", "--filter-platform", "aarch64-unknown-linux-gnu"]))
-    pkgs = {p["id"]: p for p in meta["packages"]}
-    nodes = {n["id"]: n for n in meta["resolve"]["nodes"]}
-    seen, todo = set(), [meta["resolve"]["root"]]
-    while todo:
-        i = todo.pop()
-        if i in seen:
-            continue
-        seen.add(i)
-        # Normal dependencies only, and no proc-macro crates: build scripts and macros run on the
-        # build machine and leave none of their code in the binary.
-        todo += [d["pkg"] for d in nodes[i]["deps"]
-                 if any(k["kind"] is None for k in d["dep_kinds"])
-                 and not all("proc-macro" in t["kind"] for t in pkgs[d["pkg"]]["targets"])]
-    return [pkgs[i] for i in seen]
 
 
 def split_top(expr, op):
@@ -90,7 +72,7 @@ def terms(expr):
 
 
 def main():
-    crates = firmware_crates()
+    crates = firmware_packages(linked_only=True)
     by_term = collections.defaultdict(list)
     for p in crates:
         if not p.get("license"):

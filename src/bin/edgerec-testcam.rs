@@ -22,7 +22,7 @@ struct Args {
     /// Mount path.
     #[arg(long, default_value = "/stream")]
     path: String,
-    /// Codec of the synthetic stream: h264 or h265.
+    /// Codec of the synthetic stream: h264, h265 or mjpeg (which edgerec does not record).
     #[arg(long, default_value = "h264")]
     codec: String,
     /// Picture width in pixels.
@@ -104,7 +104,9 @@ fn launch_line(a: &Args) -> Result<String, String> {
             "x265enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={} key-int-max={gop} ! h265parse ! rtph265pay name=pay0 pt=96 config-interval=-1",
             a.bitrate
         ),
-        other => return Err(format!("--codec must be h264 or h265, got {other:?}")),
+        // Not recordable: for `edgerec probe`'s "unsupported codec" answer.
+        "mjpeg" => "jpegenc name=enc quality=50 ! rtpjpegpay name=pay0 pt=26".to_string(),
+        other => return Err(format!("--codec must be h264, h265 or mjpeg, got {other:?}")),
     };
     Ok(format!(
         "( {source} ! videoscale ! capsfilter name=size caps=\"{raw}\" ! {enc} )"

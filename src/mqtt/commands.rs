@@ -96,11 +96,11 @@ pub fn add_event(ctx: &Context, ev: EventRow) -> Reply {
 struct SetRecordingIn {
     camera: String,
     on: bool,
-    #[serde(default, rename = "reply_to")]
+    #[serde(default, rename = "replyTo", alias = "reply_to")]
     _reply_to: Option<String>,
 }
 
-/// Runs command `name` with its JSON payload `v` (already parsed; `reply_to` may be in it).
+/// Runs command `name` with its JSON payload `v` (already parsed; `replyTo` (or the older `reply_to`) may be in it).
 pub fn execute(ctx: &Context, name: &str, v: Value, rates: &HashMap<String, u64>) -> Reply {
     match name {
         "getState" => Reply::ok(super::status::state_json(ctx, rates)),
@@ -131,6 +131,7 @@ pub fn execute(ctx: &Context, name: &str, v: Value, rates: &HashMap<String, u64>
             let mut v = v;
             if let Some(o) = v.as_object_mut() {
                 o.remove("camera");
+                o.remove("replyTo");
                 o.remove("reply_to");
             }
             match parse_event(&camera, v) {

@@ -567,7 +567,7 @@ impl Mqtt {
                 let reply_to = v
                     .as_ref()
                     .ok()
-                    .and_then(|v| v.get("reply_to"))
+                    .and_then(|v| v.get("replyTo").or_else(|| v.get("reply_to")))
                     .and_then(Value::as_str)
                     .map(str::to_owned);
                 let reply = match v {
