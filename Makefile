@@ -25,7 +25,7 @@ test: lint
 	cargo build --bins
 	bash .ci/check-packaging.sh
 	cargo test --test playback_rules
-	cargo test --test recording --test systemd --test playback --test mqtt --test upload --test evr --test motion --test motion_detector --test probe -- --test-threads 12
+	cargo test --test recording --test systemd --test playback --test mqtt --test upload --test evr --test motion --test motion_detector --test probe --test export -- --test-threads 12
 
 bench: release
 	bash bench/record.sh 4 60

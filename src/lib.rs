@@ -4,7 +4,7 @@
 //! card, indexed in SQLite, kept under a size limit by evicting the oldest media first
 //! (`../shared/DESIGN.md`; the seeds `000_*` to `004_*` define the semantics).
 //!
-//! Modules: [`backoff`] (retry delays with jitter), [`clock`] (wall and monotonic clocks, simulated in tests), [`config`] (the TOML file and its rules), [`duration`] (ISO 8601 durations), [`evr`] (event-based recording: the signal gate and clips), [`events`] (event intake shared by MQTT and HTTP), [`mp4`]
+//! Modules: [`backoff`] (retry delays with jitter), [`clock`] (wall and monotonic clocks, simulated in tests), [`config`] (the TOML file and its rules), [`duration`] (ISO 8601 durations), [`evr`] (event-based recording: the signal gate and clips), [`events`] (event intake shared by MQTT and HTTP), [`export`] (a time range as one ordinary MP4), [`mp4`]
 //! (reading our own segment files), [`index`] (SQLite schema and queries), [`store`] (files and
 //! index together: writer, recovery, fsck), [`ingest`] (GStreamer pipelines), [`logging`] (journal priorities), [`motion`] (motion detection: an EVR trigger), [`recorder`] (wiring
 //! for `edgerec run`), [`playback`] (availableMedia, manifest filters, HLS and DASH), [`probe`] (`edgerec probe`: what a camera sends), [`http`]
@@ -44,6 +44,7 @@ pub mod control;
 pub mod duration;
 pub mod events;
 pub mod evr;
+pub mod export;
 pub mod http;
 pub mod index;
 pub mod ingest;

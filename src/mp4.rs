@@ -96,6 +96,29 @@ fn children(buf: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
     })
 }
 
+/// The child boxes of a box body (or of a whole file): (type, body). Stops at the first box
+/// that is cut short. Shared with MP4 export (`crate::export`).
+pub fn child_boxes(buf: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    children(buf)
+}
+
+/// Like [`child_boxes`], but yields each whole box, header included.
+pub fn child_boxes_whole(buf: &[u8]) -> impl Iterator<Item = ([u8; 4], &[u8])> {
+    let mut pos = 0usize;
+    children(buf).map(move |(t, body)| {
+        // `children` walks the boxes back to back from 0: a box ends where its body ends.
+        let end = body.as_ptr() as usize - buf.as_ptr() as usize + body.len();
+        let whole = &buf[pos..end];
+        pos = end;
+        (t, whole)
+    })
+}
+
+/// The body of the box at `path` (a chain of types, first match at each level) in `buf`.
+pub fn find_path<'a>(buf: &'a [u8], path: &[&[u8; 4]]) -> Option<&'a [u8]> {
+    find(buf, path)
+}
+
 fn find<'a>(buf: &'a [u8], path: &[&[u8; 4]]) -> Option<&'a [u8]> {
     let (first, rest) = path.split_first()?;
     let (_, body) = children(buf).find(|(t, _)| t == *first)?;

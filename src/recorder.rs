@@ -254,6 +254,7 @@ fn start_http(
         tokens,
         upload,
         writer: Some(handle.clone()),
+        max_export: cfg.http.max_export,
     };
     let (bound, jh) = crate::http::spawn(addr, state, stop)
         .with_context(|| format!("HTTP server on http.listen = {addr}"))?;

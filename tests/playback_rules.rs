@@ -430,6 +430,7 @@ fn server(tokens: Option<&str>) -> Server {
         tokens,
         upload: Arc::default(),
         writer: None,
+        max_export: edgerec::config::DEFAULT_MAX_EXPORT,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let (addr, thread) =

@@ -145,6 +145,7 @@ pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 struct RawHttp {
     listen: String,
     token_file: Option<PathBuf>,
+    max_export: Option<String>,
 }
 
 impl Default for RawHttp {
@@ -152,6 +153,7 @@ impl Default for RawHttp {
         RawHttp {
             listen: DEFAULT_HTTP_LISTEN.into(),
             token_file: None,
+            max_export: None,
         }
     }
 }
@@ -633,7 +635,13 @@ pub struct HttpConfig {
     /// File of access tokens, one per line (blank lines and `#` comments ignored). Required when
     /// `listen` is not a loopback address; when set, every route but `/healthz` needs a token.
     pub token_file: Option<PathBuf>,
+    /// Longest time range one MP4 export may span (`max_export`, default [`DEFAULT_MAX_EXPORT`],
+    /// PT1M to P1D); longer requests get 400.
+    pub max_export: Duration,
 }
+
+/// Default of `http.max_export`: 6 hours.
+pub const DEFAULT_MAX_EXPORT: Duration = Duration::from_secs(6 * 3600);
 
 /// `[storage]`: the local media cache (seed `000_*`: `localMediaCachePath`, `localMediaCacheMaximumSizeMiB`).
 #[derive(Debug, Clone)]
@@ -775,10 +783,21 @@ fn duration_key(key: &str, value: &str) -> Result<Duration, ConfigError> {
 /// Validates `[http]`: `listen` is `host:port` with a literal IP (or `off`); a non-loopback
 /// address needs a `token_file`, so that footage is never served to the network unauthenticated.
 fn http_config(h: RawHttp) -> Result<HttpConfig, ConfigError> {
+    let max_export = match &h.max_export {
+        None => DEFAULT_MAX_EXPORT,
+        Some(v) => {
+            let d = duration_key("http.max_export", v)?;
+            if d < Duration::from_secs(60) || d > Duration::from_secs(24 * 3600) {
+                return Err(rule("http.max_export", "must be PT1M to P1D"));
+            }
+            d
+        }
+    };
     if h.listen == "off" {
         return Ok(HttpConfig {
             listen: None,
             token_file: h.token_file,
+            max_export,
         });
     }
     let addr: std::net::SocketAddr = h.listen.parse().map_err(|_| {
@@ -802,6 +821,7 @@ fn http_config(h: RawHttp) -> Result<HttpConfig, ConfigError> {
     Ok(HttpConfig {
         listen: Some(addr),
         token_file: h.token_file,
+        max_export,
     })
 }
 

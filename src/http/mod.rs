@@ -21,11 +21,12 @@
 
 pub mod auth;
 pub mod clips;
+pub mod export;
 pub mod metrics;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub upload: Arc<std::sync::OnceLock<Arc<crate::upload::UploadShared>>>,
     /// The storage writer, for events posted over HTTP (`None`: events are refused with 500).
     pub writer: Option<crate::store::writer::WriterHandle>,
+    /// `http.max_export`: the longest range of one MP4 export.
+    pub max_export: std::time::Duration,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -106,6 +109,7 @@ pub fn router(state: Shared) -> Router {
         )
         .route("/api/cameras/{camera}/clips", get(clips::list))
         .route("/metrics", get(metrics_route))
+        .route("/{camera}/content.ism/export.mp4", get(export::export))
         .route("/{camera}/content.ism/{name}", get(content))
         .route("/{camera}/content.ism/media/{file}", get(media))
         .fallback(|| async { ApiError::not_found("NotFound", "no such route") })
@@ -283,13 +287,7 @@ fn read_init(root: &Path, seg: &crate::index::SegmentRow) -> Option<crate::mp4::
     crate::mp4::init_info(&buf)
 }
 
-/// `root/rel` if `rel` is a plain relative path (no `..`, not absolute).
-fn safe_join(root: &Path, rel: &str) -> Option<PathBuf> {
-    let p = Path::new(rel);
-    p.components()
-        .all(|c| matches!(c, Component::Normal(_)))
-        .then(|| root.join(p))
-}
+use crate::store::layout::safe_join;
 
 async fn media(
     State(st): State<Shared>,

@@ -72,6 +72,15 @@ pub fn parse_segment_name(name: &str) -> Option<i64> {
     i64::try_from(dt.unix_timestamp_nanos()).ok()
 }
 
+/// `root/rel` if `rel` is a plain relative path (no `..`, not absolute): index paths are
+/// joined through this before they are opened.
+pub fn safe_join(root: &std::path::Path, rel: &str) -> Option<std::path::PathBuf> {
+    let p = std::path::Path::new(rel);
+    p.components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)))
+        .then(|| root.join(p))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -395,7 +395,17 @@ pub fn http_get(
     path: &str,
     headers: &[&str],
 ) -> (u16, String, Vec<u8>) {
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    http_request(addr, "GET", path, headers)
+}
+
+/// A raw HTTP/1.1 request without a body (GET, HEAD, ...): (status, head lower-cased, body).
+pub fn http_request(
+    addr: impl std::net::ToSocketAddrs,
+    method: &str,
+    path: &str,
+    headers: &[&str],
+) -> (u16, String, Vec<u8>) {
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
     for h in headers {
         req += &format!("{h}\r\n");
     }

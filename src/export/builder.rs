@@ -1,0 +1,403 @@
+//! Box writing for MP4 export: from the sample tables of our fragments to one ordinary,
+//! non-fragmented MP4 with `moov` before `mdat` (ISO/IEC 14496-12 section 6.2.3 order), whose
+//! `mdat` is the fragments' sample bytes back to back. Pure: the result says which bytes it
+//! writes itself (`head`: `ftyp`, `moov`, the `mdat` header) and which byte ranges of which
+//! source files follow; `vfile.rs` serves that without staging a copy.
+//!
+//! Boxes written (section numbers of ISO/IEC 14496-12): `ftyp` (4.3); `moov` (8.2.1) with `mvhd`
+//! (8.2.2, creation time = the first frame's UTC second), one video `trak` with `tkhd` (8.3.2),
+//! `edts/elst` (8.6.6, presentation starts at the first frame), `mdia` with `mdhd` (8.4.2),
+//! `hdlr` and `minf`'s `vmhd`/`dinf` copied from the source init segment, and a new `stbl`:
+//! `stsd` (every distinct sample entry of the sources), `stts`, `ctts` (version 1, signed; only
+//! with B-frames), `stss` (only when not every sample is a key frame), `stsz`, `stsc` (one chunk
+//! per source fragment), `co64`. `moov/udta/chpl` (the Nero chapter list that ffmpeg, mpv and
+//! VLC read) holds one chapter per continuous span, titled with its UTC start. Gaps between spans
+//! are closed up: the samples keep their own durations.
+
+use super::samples::FragmentSamples;
+
+/// One source fragment: which source file and init segment (indexes into the caller's lists)
+/// and its samples.
+#[derive(Debug, Clone)]
+pub struct SourceFragment {
+    /// Index of the file holding the sample bytes.
+    pub file: usize,
+    /// Index of the init segment (`ftyp` + `moov`) describing the samples.
+    pub init: usize,
+    /// Sample table and data offset.
+    pub samples: FragmentSamples,
+}
+
+/// A run of fragments with no gap between them: one chapter.
+#[derive(Debug, Clone)]
+pub struct Span {
+    /// UTC of the span's first frame, ns since 1970.
+    pub utc_start_ns: i64,
+    /// The fragments in decode order.
+    pub fragments: Vec<SourceFragment>,
+}
+
+/// A byte range of a source file that follows `head` in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileRange {
+    /// Index of the source file.
+    pub file: usize,
+    /// Offset in the source file.
+    pub offset: u64,
+    /// Bytes.
+    pub len: u64,
+}
+
+/// The exported file as a plan: `head`, then each of `body` in order.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    /// `ftyp`, `moov` and the `mdat` header.
+    pub head: Vec<u8>,
+    /// The `mdat` payload: source ranges in order.
+    pub body: Vec<FileRange>,
+    /// Total length, bytes.
+    pub len: u64,
+    /// Media timescale, ticks per second.
+    pub timescale: u32,
+    /// Duration, ticks.
+    pub duration_ticks: u64,
+    /// Samples (frames).
+    pub samples: u64,
+    /// Chapter starts, ns from the file's start, with their UTC (ns since 1970).
+    pub chapters: Vec<(u64, i64)>,
+}
+
+/// Why no file could be built.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BuildError {
+    /// No span has a sample.
+    #[error("nothing to export: no samples in the range")]
+    Empty,
+    /// An init segment lacks a box the output copies.
+    #[error("init segment {0} has no {1}")]
+    BadInit(usize, &'static str),
+    /// The sources do not share one timescale.
+    #[error("the range mixes media timescales ({0} and {1}): export the parts separately")]
+    MixedTimescales(u32, u32),
+}
+
+/// Nero `chpl` holds at most this many chapters (an 8-bit count).
+pub const MAX_CHAPTERS: usize = 255;
+/// Seconds from 1904-01-01 (the MP4 epoch) to 1970-01-01.
+const MP4_EPOCH_OFFSET_S: i64 = 2_082_844_800;
+
+fn bx(typ: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(body.len() + 8);
+    v.extend_from_slice(&((body.len() + 8) as u32).to_be_bytes());
+    v.extend_from_slice(typ);
+    v.extend_from_slice(body);
+    v
+}
+
+fn full(typ: &[u8; 4], version: u8, flags: u32, body: &[u8]) -> Vec<u8> {
+    let mut b = vec![version];
+    b.extend_from_slice(&flags.to_be_bytes()[1..]);
+    b.extend_from_slice(body);
+    bx(typ, &b)
+}
+
+/// A whole box (header included) found at `path` below `moov`'s body.
+fn whole<'a>(moov: &'a [u8], path: &[&[u8; 4]]) -> Option<&'a [u8]> {
+    let (last, parents) = path.split_last()?;
+    let parent = if parents.is_empty() {
+        moov
+    } else {
+        crate::mp4::find_path(moov, parents)?
+    };
+    crate::mp4::child_boxes_whole(parent)
+        .find(|(t, _)| t == *last)
+        .map(|(_, b)| b)
+}
+
+/// What the output copies from one init segment.
+struct InitParts<'a> {
+    timescale: u32,
+    tkhd: &'a [u8],
+    hdlr: &'a [u8],
+    minf_extra: Vec<&'a [u8]>,
+    entry: &'a [u8],
+}
+
+fn init_parts(init: &[u8], i: usize) -> Result<InitParts<'_>, BuildError> {
+    let moov = crate::mp4::find_path(init, &[b"moov"]).ok_or(BuildError::BadInit(i, "moov"))?;
+    let trak = crate::mp4::find_path(moov, &[b"trak"]).ok_or(BuildError::BadInit(i, "trak"))?;
+    let mdhd =
+        crate::mp4::find_path(trak, &[b"mdia", b"mdhd"]).ok_or(BuildError::BadInit(i, "mdhd"))?;
+    let ts_at = if mdhd.first() == Some(&1) { 20 } else { 12 };
+    let timescale = mdhd
+        .get(ts_at..ts_at + 4)
+        .map(|b| u32::from_be_bytes(b.try_into().unwrap()))
+        .ok_or(BuildError::BadInit(i, "mdhd timescale"))?;
+    let tkhd = crate::mp4::find_path(trak, &[b"tkhd"]).ok_or(BuildError::BadInit(i, "tkhd"))?;
+    let hdlr = whole(trak, &[b"mdia", b"hdlr"]).ok_or(BuildError::BadInit(i, "hdlr"))?;
+    let minf =
+        crate::mp4::find_path(trak, &[b"mdia", b"minf"]).ok_or(BuildError::BadInit(i, "minf"))?;
+    let minf_extra = crate::mp4::child_boxes_whole(minf)
+        .filter(|(t, _)| t != b"stbl")
+        .map(|(_, b)| b)
+        .collect();
+    let stsd =
+        crate::mp4::find_path(minf, &[b"stbl", b"stsd"]).ok_or(BuildError::BadInit(i, "stsd"))?;
+    let entry = crate::mp4::child_boxes_whole(stsd.get(8..).unwrap_or_default())
+        .next()
+        .map(|(_, b)| b)
+        .ok_or(BuildError::BadInit(i, "sample entry"))?;
+    Ok(InitParts {
+        timescale,
+        tkhd,
+        hdlr,
+        minf_extra,
+        entry,
+    })
+}
+
+/// Run-length pairs (count, value) of a sequence.
+fn runs<T: PartialEq + Copy>(it: impl Iterator<Item = T>) -> Vec<(u32, T)> {
+    let mut out: Vec<(u32, T)> = Vec::new();
+    for v in it {
+        match out.last_mut() {
+            Some((n, last)) if *last == v => *n += 1,
+            _ => out.push((1, v)),
+        }
+    }
+    out
+}
+
+/// Builds the layout of the exported file. `inits`: the init segments the fragments refer to;
+/// `spans`: the media in order, one chapter each (at most [`MAX_CHAPTERS`]; later spans join the
+/// last chapter).
+///
+/// Errors: [`BuildError`].
+pub fn build(inits: &[Vec<u8>], spans: &[Span]) -> Result<Layout, BuildError> {
+    let frags: Vec<&SourceFragment> = spans
+        .iter()
+        .flat_map(|s| &s.fragments)
+        .filter(|f| !f.samples.samples.is_empty())
+        .collect();
+    if frags.is_empty() {
+        return Err(BuildError::Empty);
+    }
+    // Sample entries: one per init segment used, in order of first use.
+    let mut used: Vec<usize> = Vec::new();
+    for f in &frags {
+        if !used.contains(&f.init) {
+            used.push(f.init);
+        }
+    }
+    let parts: Vec<InitParts> = used
+        .iter()
+        .map(|&i| init_parts(inits.get(i).map(Vec::as_slice).unwrap_or_default(), i))
+        .collect::<Result<_, _>>()?;
+    let timescale = parts[0].timescale;
+    if let Some(p) = parts.iter().find(|p| p.timescale != timescale) {
+        return Err(BuildError::MixedTimescales(timescale, p.timescale));
+    }
+    let samples: Vec<_> = frags.iter().flat_map(|f| &f.samples.samples).collect();
+    let duration: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
+    let data_len: u64 = frags.iter().map(|f| f.samples.data_len()).sum();
+    let mut chapters = Vec::new();
+    let mut at_ticks = 0u64;
+    for s in spans {
+        let d: u64 = s.fragments.iter().map(|f| f.samples.duration()).sum();
+        if d > 0 && chapters.len() < MAX_CHAPTERS {
+            chapters.push((crate::mp4::ticks_to_ns(at_ticks, timescale), s.utc_start_ns));
+        }
+        at_ticks += d;
+    }
+    let utc0 = chapters.first().map_or(0, |c| c.1);
+    let created = (utc0.div_euclid(1_000_000_000) + MP4_EPOCH_OFFSET_S).max(0) as u64;
+    let movie_ms = crate::mp4::ticks_to_ns(duration, timescale) / 1_000_000;
+
+    let ftyp = bx(b"ftyp", b"isom\0\0\x02\0isomiso2mp41");
+    let mdat_hdr = if data_len + 8 > u64::from(u32::MAX) {
+        let mut h = 1u32.to_be_bytes().to_vec();
+        h.extend_from_slice(b"mdat");
+        h.extend_from_slice(&(data_len + 16).to_be_bytes());
+        h
+    } else {
+        let mut h = ((data_len + 8) as u32).to_be_bytes().to_vec();
+        h.extend_from_slice(b"mdat");
+        h
+    };
+    let moov_with = |base: u64| -> Vec<u8> {
+        // mvhd v1: times, timescale 1000 (ms), duration, rate 1.0, volume 1.0, matrix, next id.
+        let mut mvhd = Vec::new();
+        mvhd.extend_from_slice(&created.to_be_bytes());
+        mvhd.extend_from_slice(&created.to_be_bytes());
+        mvhd.extend_from_slice(&1000u32.to_be_bytes());
+        mvhd.extend_from_slice(&movie_ms.to_be_bytes());
+        mvhd.extend_from_slice(&0x0001_0000u32.to_be_bytes());
+        mvhd.extend_from_slice(&0x0100u16.to_be_bytes());
+        mvhd.extend_from_slice(&[0; 10]);
+        mvhd.extend_from_slice(&matrix());
+        mvhd.extend_from_slice(&[0; 24]);
+        mvhd.extend_from_slice(&2u32.to_be_bytes());
+        // tkhd v1 (enabled, in movie, in preview): width and height from the source.
+        let mut tkhd = Vec::new();
+        tkhd.extend_from_slice(&created.to_be_bytes());
+        tkhd.extend_from_slice(&created.to_be_bytes());
+        tkhd.extend_from_slice(&1u32.to_be_bytes());
+        tkhd.extend_from_slice(&[0; 4]);
+        tkhd.extend_from_slice(&movie_ms.to_be_bytes());
+        tkhd.extend_from_slice(&[0; 16]); // reserved, layer, alternate group, volume, reserved
+        tkhd.extend_from_slice(&matrix());
+        let src = parts[0].tkhd;
+        tkhd.extend_from_slice(src.get(src.len().saturating_sub(8)..).unwrap_or(&[0; 8]));
+        // elst: the whole movie from the first frame's presentation time.
+        let first_cto = i64::from(samples[0].cto.max(0));
+        let mut elst = 1u32.to_be_bytes().to_vec();
+        elst.extend_from_slice(&movie_ms.to_be_bytes());
+        elst.extend_from_slice(&first_cto.to_be_bytes());
+        elst.extend_from_slice(&0x0001_0000u32.to_be_bytes());
+        let edts = bx(b"edts", &full(b"elst", 1, 0, &elst));
+        let mut mdhd = Vec::new();
+        mdhd.extend_from_slice(&created.to_be_bytes());
+        mdhd.extend_from_slice(&created.to_be_bytes());
+        mdhd.extend_from_slice(&timescale.to_be_bytes());
+        mdhd.extend_from_slice(&duration.to_be_bytes());
+        mdhd.extend_from_slice(&0x55c4u16.to_be_bytes()); // "und"
+        mdhd.extend_from_slice(&[0; 2]);
+        let mut minf = Vec::new();
+        for b in &parts[0].minf_extra {
+            minf.extend_from_slice(b);
+        }
+        minf.extend_from_slice(&bx(b"stbl", &stbl(&frags, &samples, &used, &parts, base)));
+        let mdia = [
+            full(b"mdhd", 1, 0, &mdhd),
+            parts[0].hdlr.to_vec(),
+            bx(b"minf", &minf),
+        ]
+        .concat();
+        let trak = bx(
+            b"trak",
+            &[full(b"tkhd", 1, 7, &tkhd), edts, bx(b"mdia", &mdia)].concat(),
+        );
+        let udta = bx(b"udta", &chpl(&chapters));
+        bx(b"moov", &[full(b"mvhd", 1, 0, &mvhd), trak, udta].concat())
+    };
+    // co64 has fixed-width entries: the moov's length does not depend on the offsets in it.
+    let probe_len = moov_with(0).len() as u64;
+    let base = ftyp.len() as u64 + probe_len + mdat_hdr.len() as u64;
+    let moov = moov_with(base);
+    debug_assert_eq!(moov.len() as u64, probe_len);
+    let head = [ftyp, moov, mdat_hdr].concat();
+    let body = frags
+        .iter()
+        .map(|f| FileRange {
+            file: f.file,
+            offset: f.samples.data_offset,
+            len: f.samples.data_len(),
+        })
+        .collect();
+    Ok(Layout {
+        len: head.len() as u64 + data_len,
+        head,
+        body,
+        timescale,
+        duration_ticks: duration,
+        samples: samples.len() as u64,
+        chapters,
+    })
+}
+
+fn matrix() -> [u8; 36] {
+    let mut m = [0u8; 36];
+    m[0..4].copy_from_slice(&0x0001_0000u32.to_be_bytes());
+    m[16..20].copy_from_slice(&0x0001_0000u32.to_be_bytes());
+    m[32..36].copy_from_slice(&0x4000_0000u32.to_be_bytes());
+    m
+}
+
+/// The sample table. `base`: file offset of the first sample byte (after the `mdat` header).
+fn stbl(
+    frags: &[&SourceFragment],
+    samples: &[&super::samples::Sample],
+    used: &[usize],
+    parts: &[InitParts],
+    base: u64,
+) -> Vec<u8> {
+    let mut stsd = (parts.len() as u32).to_be_bytes().to_vec();
+    for p in parts {
+        stsd.extend_from_slice(p.entry);
+    }
+    let mut out = full(b"stsd", 0, 0, &stsd);
+    let stts_runs = runs(samples.iter().map(|s| s.duration));
+    let mut stts = (stts_runs.len() as u32).to_be_bytes().to_vec();
+    for (n, d) in stts_runs {
+        stts.extend_from_slice(&n.to_be_bytes());
+        stts.extend_from_slice(&d.to_be_bytes());
+    }
+    out.extend_from_slice(&full(b"stts", 0, 0, &stts));
+    if samples.iter().any(|s| s.cto != 0) {
+        let ctts_runs = runs(samples.iter().map(|s| s.cto));
+        let mut ctts = (ctts_runs.len() as u32).to_be_bytes().to_vec();
+        for (n, c) in ctts_runs {
+            ctts.extend_from_slice(&n.to_be_bytes());
+            ctts.extend_from_slice(&c.to_be_bytes());
+        }
+        out.extend_from_slice(&full(b"ctts", 1, 0, &ctts));
+    }
+    if !samples.iter().all(|s| s.sync) {
+        let sync: Vec<u32> = samples
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.sync)
+            .map(|(i, _)| i as u32 + 1)
+            .collect();
+        let mut stss = (sync.len() as u32).to_be_bytes().to_vec();
+        for n in sync {
+            stss.extend_from_slice(&n.to_be_bytes());
+        }
+        out.extend_from_slice(&full(b"stss", 0, 0, &stss));
+    }
+    let mut stsz = 0u32.to_be_bytes().to_vec();
+    stsz.extend_from_slice(&(samples.len() as u32).to_be_bytes());
+    for s in samples {
+        stsz.extend_from_slice(&s.size.to_be_bytes());
+    }
+    out.extend_from_slice(&full(b"stsz", 0, 0, &stsz));
+    // One chunk per fragment; stsc lists where samples-per-chunk or the entry changes.
+    let mut stsc_entries: Vec<(u32, u32, u32)> = Vec::new();
+    for (i, f) in frags.iter().enumerate() {
+        let n = f.samples.samples.len() as u32;
+        let sdi = used.iter().position(|&u| u == f.init).unwrap_or(0) as u32 + 1;
+        if stsc_entries.last().is_none_or(|l| (l.1, l.2) != (n, sdi)) {
+            stsc_entries.push((i as u32 + 1, n, sdi));
+        }
+    }
+    let mut stsc = (stsc_entries.len() as u32).to_be_bytes().to_vec();
+    for (first, n, sdi) in stsc_entries {
+        stsc.extend_from_slice(&first.to_be_bytes());
+        stsc.extend_from_slice(&n.to_be_bytes());
+        stsc.extend_from_slice(&sdi.to_be_bytes());
+    }
+    out.extend_from_slice(&full(b"stsc", 0, 0, &stsc));
+    let mut co64 = (frags.len() as u32).to_be_bytes().to_vec();
+    let mut at = base;
+    for f in frags {
+        co64.extend_from_slice(&at.to_be_bytes());
+        at += f.samples.data_len();
+    }
+    out.extend_from_slice(&full(b"co64", 0, 0, &co64));
+    out
+}
+
+/// `chpl` (Nero chapters, version 1): start in 100 ns units from the file's start, title = UTC
+/// start of the span (RFC 3339, ms).
+fn chpl(chapters: &[(u64, i64)]) -> Vec<u8> {
+    let mut b = 0u32.to_be_bytes().to_vec(); // reserved
+    b.push(chapters.len().min(MAX_CHAPTERS) as u8);
+    for (at_ns, utc) in chapters.iter().take(MAX_CHAPTERS) {
+        b.extend_from_slice(&(at_ns / 100).to_be_bytes());
+        let title = crate::playback::time::format_full(*utc);
+        let t = &title.as_bytes()[..title.len().min(255)];
+        b.push(t.len() as u8);
+        b.extend_from_slice(t);
+    }
+    full(b"chpl", 1, 0, &b)
+}
