@@ -1,4 +1,4 @@
-//! The `edgerec` command: `run`, `check-config`, `probe` and `fsck`.
+//! The `edgerec` command: `run`, `check-config`, `probe`, `export` and `fsck`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +50,27 @@ enum Cmd {
         /// One JSON object per camera (camelCase) instead of a line of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Write a time range of one camera as one ordinary MP4 file (chapters per continuous span,
+    /// gaps closed up), from the card alone: works on a card pulled from a gateway and beside a
+    /// running recorder (the index is read only). Exits 0 when written, 1 when there is no media
+    /// in the range or writing fails, 2 on a bad config or argument.
+    Export {
+        /// Configuration file (for the storage path and http.max_export).
+        #[arg(long, default_value = "/etc/edgerec/edgerec.toml")]
+        config: PathBuf,
+        /// Camera id.
+        #[arg(long)]
+        camera: String,
+        /// Start, RFC 3339 UTC (e.g. 2026-11-24T10:00:00Z).
+        #[arg(long)]
+        start: String,
+        /// End, RFC 3339 UTC.
+        #[arg(long)]
+        end: String,
+        /// Output file (replaced if it exists).
+        #[arg(short = 'o', long)]
+        output: PathBuf,
     },
     /// Check the index against the media files. Exit codes as fsck(8): 0 clean, 1 errors
     /// corrected (--repair), 4 errors left, 8 operational error (e.g. a recorder holds the store).
@@ -148,6 +169,16 @@ fn main() -> ExitCode {
             Ok(c) => probe_cmd(&c, camera.as_deref(), seconds, json),
             Err(code) => code,
         },
+        Cmd::Export {
+            config,
+            camera,
+            start,
+            end,
+            output,
+        } => match load_with(&config, edgerec::config::Secrets::Skip) {
+            Ok(c) => export_cmd(&c, &camera, &start, &end, &output),
+            Err(code) => code,
+        },
         Cmd::Run { config } => {
             let cfg = match load(&config) {
                 Ok(c) => c,
@@ -185,6 +216,73 @@ fn main() -> ExitCode {
                     ExitCode::from(FSCK_OPERATIONAL)
                 }
             }
+        }
+    }
+}
+
+/// `edgerec export`: plans the file like the HTTP route and writes it 1 MiB at a time.
+fn export_cmd(
+    cfg: &Config,
+    camera: &str,
+    start: &str,
+    end: &str,
+    output: &std::path::Path,
+) -> ExitCode {
+    use edgerec::playback::time::{format_full, parse_datetime};
+    let bad = |m: String| {
+        eprintln!("edgerec export: {m}");
+        ExitCode::from(2)
+    };
+    let (s, e) = match (parse_datetime(start), parse_datetime(end)) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(m), _) => return bad(format!("--start: {m}")),
+        (_, Err(m)) => return bad(format!("--end: {m}")),
+    };
+    if e <= s {
+        return bad("--end must be after --start".into());
+    }
+    if (e - s) as u128 > cfg.http.max_export.as_nanos() {
+        return bad(format!(
+            "the range is longer than http.max_export ({} s): split it",
+            cfg.http.max_export.as_secs()
+        ));
+    }
+    if !cfg.cameras.iter().any(|c| c.id == camera) {
+        return bad(format!("no camera {camera:?} in the config"));
+    }
+    let run = || -> anyhow::Result<edgerec::export::Export> {
+        let catalog =
+            edgerec::playback::catalog::Catalog::open(&cfg.storage.index_path, Default::default())?;
+        let segs = catalog.segments(camera, s, e)?;
+        let x = edgerec::export::open(&cfg.storage.path, &segs, s, e)?;
+        let mut f = std::fs::File::create(output)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        while at < x.file.len() {
+            let n = (x.file.len() - at).min(buf.len() as u64) as usize;
+            x.file.read_at(at, &mut buf[..n])?;
+            std::io::Write::write_all(&mut f, &buf[..n])?;
+            at += n as u64;
+        }
+        f.sync_all()?;
+        Ok(x)
+    };
+    match run() {
+        Ok(x) => {
+            println!(
+                "{}: {} bytes, {:.1} s of media in {} chapter(s), {} to {}",
+                output.display(),
+                x.file.len(),
+                x.duration_ns as f64 / 1e9,
+                x.chapters.len(),
+                format_full(x.start_utc_ns),
+                format_full(x.end_utc_ns)
+            );
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("edgerec export: {err:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -171,6 +171,37 @@ fn seed_policy_clip_from_real_footage_is_keyframe_exact() {
         (got - expected).abs() <= 1,
         "ffmpeg decoded {got} frames of the clip, expected {expected}"
     );
+    // The clip as one MP4 download: the same frames, from the clip's first key frame.
+    let mp4 = clip["urls"]["mp4"].as_str().unwrap();
+    let (status, head, body) = http_get(("127.0.0.1", site.http_port), mp4, &[]);
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains(&format!(
+            "x-actual-start-time: {}",
+            iso_ns(start).to_ascii_lowercase()
+        )),
+        "{head}"
+    );
+    let file = site.dir.path().join("clip.mp4");
+    std::fs::write(&file, &body).unwrap();
+    let out = std::process::Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0"])
+        .args(["-show_entries", "stream=nb_read_frames", "-of", "csv=p=0"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let n: i64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert!(
+        (n - expected).abs() <= 1,
+        "clip MP4: {n} frames, expected {expected}"
+    );
+    assert!(ffmpeg_errors(&file).is_empty());
+    let (status, _, _) = http_get(
+        ("127.0.0.1", site.http_port),
+        "/api/cameras/gate/clips/999999/export.mp4",
+        &[],
+    );
+    assert_eq!(status, 404);
     // An EVR camera's availableMedia is its clips: exactly this one, whatever the ring holds.
     let am = get_json(
         &site,

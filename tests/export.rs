@@ -199,6 +199,33 @@ fn export_closes_gaps_marks_chapters_and_plays() {
     assert_eq!(frames, y.samples);
     assert!(ffmpeg_errors(&part).is_empty());
 
+    // The command line, as for a card pulled from a gateway: the same bytes.
+    let cli = site.dir.path().join("cli.mp4");
+    let run = |from: i64, to: i64| {
+        Command::new(EDGEREC)
+            .args(["export", "--config"])
+            .arg(&site.config)
+            .args([
+                "--camera",
+                "cam",
+                "--start",
+                &iso_ns(from),
+                "--end",
+                &iso_ns(to),
+                "-o",
+            ])
+            .arg(&cli)
+            .output()
+            .unwrap()
+    };
+    let o = run(first - 10_000_000_000, last + 1_000_000);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("2 chapter(s)"));
+    assert_eq!(std::fs::read(&cli).unwrap(), bytes, "CLI and library agree");
+    let o = run(first - 60_000_000_000, first - 30_000_000_000);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no media"));
+
     // Wholly before the recording: nothing.
     assert!(matches!(
         edgerec::export::open(

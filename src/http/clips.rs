@@ -134,6 +134,7 @@ fn clip_json(
         serde_json::json!({
             "hls": format!("/{camera}/content.ism/manifest(format=m3u8-aapl,startTime={s},endTime={e}).m3u8"),
             "dash": format!("/{camera}/content.ism/manifest(format=mpd-time-cmaf,startTime={s},endTime={e}).mpd"),
+            "mp4": format!("/api/cameras/{camera}/clips/{}/export.mp4", c.id),
         })
     });
     serde_json::json!({

@@ -1,5 +1,7 @@
 //! `GET|HEAD /{camera}/content.ism/export.mp4?startTime=..&endTime=..`: a time range as one
 //! ordinary MP4 ([`crate::export`]), served as it is read from the segment files, never staged.
+//! `GET|HEAD /api/cameras/{camera}/clips/{id}/export.mp4`: an EVR clip's media the same way
+//! (its requested start to its end, as the clips API lists it).
 //!
 //! Rules (seed `004_*` manifest filters, applied to a download): both times required, RFC 3339
 //! UTC; `endTime` after `startTime`; at most `http.max_export` apart (default 6 h), else 400; a
@@ -46,6 +48,57 @@ pub async fn export(
     respond(&camera, x, req.method(), req.headers())
 }
 
+/// The clip export handler; see the module docs. 404 `NoSuchClip` for an unknown id.
+pub async fn clip(
+    State(st): State<Shared>,
+    UrlPath((camera, id)): UrlPath<(String, String)>,
+    req: Request,
+) -> Response {
+    let st2 = st.clone();
+    let cam = camera.clone();
+    let planned = blocking(move || {
+        check_camera(&st2, &cam)?;
+        let c = id
+            .parse::<i64>()
+            .ok()
+            .map(|id| st2.catalog.clip(&cam, id))
+            .transpose()?
+            .flatten()
+            .ok_or_else(|| {
+                ApiError::not_found("NoSuchClip", "no clip with this id for this camera")
+            })?;
+        let segs = st2
+            .catalog
+            .segments(&cam, c.requested_start_utc_ns, c.end_utc_ns)?;
+        open_export(&st2, &segs, c.requested_start_utc_ns, c.end_utc_ns)
+    })
+    .await;
+    match planned {
+        Ok(x) => respond(&camera, Arc::new(x), req.method(), req.headers()),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Plans the export, with the API's errors.
+fn open_export(
+    st: &super::AppState,
+    segs: &[crate::index::SegmentRow],
+    start: i64,
+    end: i64,
+) -> Result<Export, ApiError> {
+    crate::export::open(&st.storage_root, segs, start, end).map_err(|e| match e {
+        ExportError::NoMedia => ApiError::not_found(
+            "NoMedia",
+            "no media of this camera between startTime and endTime",
+        ),
+        ExportError::Io { .. } => ApiError::not_found(
+            "SegmentGone",
+            format!("{e}: it was evicted while the export was planned; try again"),
+        ),
+        other => ApiError::internal(other.to_string()),
+    })
+}
+
 /// Checks the query and plans the file.
 fn plan(
     st: &super::AppState,
@@ -80,17 +133,7 @@ fn plan(
         ));
     }
     let segs = st.catalog.segments(camera, start, end)?;
-    crate::export::open(&st.storage_root, &segs, start, end).map_err(|e| match e {
-        ExportError::NoMedia => ApiError::not_found(
-            "NoMedia",
-            "no media of this camera between startTime and endTime",
-        ),
-        ExportError::Io { .. } => ApiError::not_found(
-            "SegmentGone",
-            format!("{e}: it was evicted while the export was planned; try again"),
-        ),
-        other => ApiError::internal(other.to_string()),
-    })
+    open_export(st, &segs, start, end)
 }
 
 /// One byte range `start..=end` of `len`, from a `Range` header value. `Ok(None)`: serve the

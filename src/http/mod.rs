@@ -108,6 +108,10 @@ pub fn router(state: Shared) -> Router {
             axum::routing::post(clips::post_event),
         )
         .route("/api/cameras/{camera}/clips", get(clips::list))
+        .route(
+            "/api/cameras/{camera}/clips/{id}/export.mp4",
+            get(export::clip),
+        )
         .route("/metrics", get(metrics_route))
         .route("/{camera}/content.ism/export.mp4", get(export::export))
         .route("/{camera}/content.ism/{name}", get(content))

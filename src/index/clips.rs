@@ -208,6 +208,15 @@ impl Index {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Clip `id` of `camera`, if there is one.
+    pub fn clip(&self, camera: &str, id: i64) -> Result<Option<ClipRow>, IndexError> {
+        let mut st = self.conn.prepare_cached(&format!(
+            "SELECT {CLIP_COLS} FROM clip WHERE camera = ?1 AND id = ?2"
+        ))?;
+        let mut rows = st.query_map(params![camera, id], row_to_clip)?;
+        Ok(rows.next().transpose()?)
+    }
+
     /// Closed clips whose description object is not uploaded, oldest first.
     pub fn clips_to_upload(&self, limit: usize) -> Result<Vec<ClipRow>, IndexError> {
         let mut st = self.conn.prepare_cached(&format!(

@@ -142,6 +142,11 @@ impl Catalog {
         self.ix(|ix| ix.clips_overlapping(camera, from, to))
     }
 
+    /// Clip `id` of `camera`, if there is one.
+    pub fn clip(&self, camera: &str, id: i64) -> Result<Option<crate::index::ClipRow>, IndexError> {
+        self.ix(|ix| ix.clip(camera, id))
+    }
+
     /// The events linked to any of `clip_ids`, by time.
     pub fn clip_events(
         &self,
