@@ -32,6 +32,7 @@ bench: release
 	bash bench/playback.sh
 	bash bench/upload.sh
 	bash bench/motion.sh
+	bash bench/export.sh
 
 clean:
 	cargo clean
