@@ -67,11 +67,13 @@ pub enum ScanError {
     NoInit(&'static str),
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
+/// Big-endian u32 at `at`, if in bounds.
+pub(crate) fn be32(b: &[u8], at: usize) -> Option<u32> {
     b.get(at..at + 4)
         .map(|s| u32::from_be_bytes(s.try_into().unwrap()))
 }
-fn be64(b: &[u8], at: usize) -> Option<u64> {
+/// Big-endian u64 at `at`, if in bounds.
+pub(crate) fn be64(b: &[u8], at: usize) -> Option<u64> {
     b.get(at..at + 8)
         .map(|s| u64::from_be_bytes(s.try_into().unwrap()))
 }
@@ -395,12 +397,7 @@ mod tests {
     use super::*;
     use std::io::Cursor;
 
-    fn bx(typ: &[u8; 4], body: &[u8]) -> Vec<u8> {
-        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
-        v.extend_from_slice(typ);
-        v.extend_from_slice(body);
-        v
-    }
+    use crate::export::builder::bx;
 
     fn full(version_flags: u32, rest: &[u8]) -> Vec<u8> {
         let mut v = version_flags.to_be_bytes().to_vec();

@@ -86,7 +86,8 @@ pub const MAX_CHAPTERS: usize = 255;
 /// Seconds from 1904-01-01 (the MP4 epoch) to 1970-01-01.
 const MP4_EPOCH_OFFSET_S: i64 = 2_082_844_800;
 
-fn bx(typ: &[u8; 4], body: &[u8]) -> Vec<u8> {
+/// A box of type `typ` around `body` (32-bit size).
+pub(crate) fn bx(typ: &[u8; 4], body: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(body.len() + 8);
     v.extend_from_slice(&((body.len() + 8) as u32).to_be_bytes());
     v.extend_from_slice(typ);
@@ -400,4 +401,176 @@ fn chpl(chapters: &[(u64, i64)]) -> Vec<u8> {
         b.extend_from_slice(t);
     }
     full(b"chpl", 1, 0, &b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::samples::{FragmentSamples, Sample};
+
+    /// A minimal init segment: a 90 kHz video track with one `avc1` entry of 8 bytes of body.
+    fn init() -> Vec<u8> {
+        let mut mdhd = vec![0u8; 8];
+        mdhd.extend_from_slice(&90_000u32.to_be_bytes());
+        mdhd.extend_from_slice(&[0; 8]);
+        let mut tkhd = vec![0u8; 76];
+        tkhd.extend_from_slice(&(320u32 << 16).to_be_bytes());
+        tkhd.extend_from_slice(&(240u32 << 16).to_be_bytes());
+        let entry = bx(b"avc1", &[7; 8]);
+        let stsd = full(
+            b"stsd",
+            0,
+            0,
+            &[1u32.to_be_bytes().as_slice(), &entry].concat(),
+        );
+        let minf = bx(
+            b"minf",
+            &[
+                full(b"vmhd", 0, 1, &[0; 8]),
+                bx(b"dinf", &[]),
+                bx(b"stbl", &stsd),
+            ]
+            .concat(),
+        );
+        let mdia = bx(
+            b"mdia",
+            &[
+                full(b"mdhd", 0, 0, &mdhd),
+                full(b"hdlr", 0, 0, b"\0\0\0\0vide"),
+                minf,
+            ]
+            .concat(),
+        );
+        let trak = bx(b"trak", &[full(b"tkhd", 0, 3, &tkhd), mdia].concat());
+        [bx(b"ftyp", b"iso6"), bx(b"moov", &trak)].concat()
+    }
+
+    fn frag(file: usize, offset: u64, sizes: &[u32]) -> SourceFragment {
+        SourceFragment {
+            file,
+            init: 0,
+            samples: FragmentSamples {
+                decode_time: 0,
+                data_offset: offset,
+                samples: sizes
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &size)| Sample {
+                        size,
+                        duration: 3600,
+                        sync: i == 0,
+                        cto: 0,
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    /// The body of the box at `path` in the head.
+    fn at<'a>(head: &'a [u8], path: &[&[u8; 4]]) -> &'a [u8] {
+        crate::mp4::find_path(head, path).unwrap()
+    }
+
+    #[test]
+    fn exact_sample_table_chapters_and_layout() {
+        const S: i64 = 1_000_000_000;
+        let spans = [
+            Span {
+                utc_start_ns: 1_700_000_000 * S,
+                fragments: vec![frag(0, 1000, &[500, 100, 100]), frag(0, 2000, &[400, 50])],
+            },
+            Span {
+                utc_start_ns: 1_700_000_060 * S,
+                fragments: vec![frag(1, 300, &[600, 70, 80])],
+            },
+        ];
+        let l = build(&[init()], &spans).unwrap();
+        assert_eq!(
+            (l.samples, l.duration_ticks, l.timescale),
+            (8, 8 * 3600, 90_000)
+        );
+        let data = 500 + 100 + 100 + 400 + 50 + 600 + 70 + 80;
+        assert_eq!(l.len, l.head.len() as u64 + data);
+        // ftyp, moov, then the mdat header ends the head.
+        assert_eq!(&l.head[4..8], b"ftyp");
+        assert_eq!(&l.head[l.head.len() - 4..], b"mdat");
+        let mdat_size = u32::from_be_bytes(
+            l.head[l.head.len() - 8..l.head.len() - 4]
+                .try_into()
+                .unwrap(),
+        );
+        assert_eq!(u64::from(mdat_size), data + 8);
+        let stbl = at(&l.head, &[b"moov", b"trak", b"mdia", b"minf", b"stbl"]);
+        let word = |b: &[u8]| -> Vec<u32> {
+            b.chunks(4)
+                .map(|c| u32::from_be_bytes(c.try_into().unwrap()))
+                .collect()
+        };
+        // stts: one run of 8 × 3600.
+        assert_eq!(word(at(stbl, &[b"stts"])), [0, 1, 8, 3600]);
+        // stss: samples 1, 4 and 6 (1-based) are key frames.
+        assert_eq!(word(at(stbl, &[b"stss"])), [0, 3, 1, 4, 6]);
+        // No B-frames: no ctts.
+        assert!(crate::mp4::find_path(stbl, &[b"ctts"]).is_none());
+        assert_eq!(
+            word(at(stbl, &[b"stsz"])),
+            [0, 0, 8, 500, 100, 100, 400, 50, 600, 70, 80]
+        );
+        // stsc: chunks of 3, 2, 3 samples, all with entry 1.
+        assert_eq!(
+            word(at(stbl, &[b"stsc"])),
+            [0, 3, 1, 3, 1, 2, 2, 1, 3, 3, 1]
+        );
+        // co64: each chunk where the previous one ends, from the end of the head.
+        let co64 = at(stbl, &[b"co64"]);
+        let h = l.head.len() as u64;
+        let offs: Vec<u64> = co64[8..]
+            .chunks(8)
+            .map(|c| u64::from_be_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(offs, [h, h + 700, h + 1150]);
+        assert_eq!(at(stbl, &[b"stsd"])[8..], bx(b"avc1", &[7; 8])[..]);
+        // The body: the sample bytes of each fragment, in order.
+        assert_eq!(
+            l.body,
+            [
+                FileRange {
+                    file: 0,
+                    offset: 1000,
+                    len: 700
+                },
+                FileRange {
+                    file: 0,
+                    offset: 2000,
+                    len: 450
+                },
+                FileRange {
+                    file: 1,
+                    offset: 300,
+                    len: 750
+                },
+            ]
+        );
+        // Two chapters: at 0 and after the first span's 5 frames (0.2 s), titled with UTC.
+        assert_eq!(
+            l.chapters,
+            [(0, 1_700_000_000 * S), (200_000_000, 1_700_000_060 * S)]
+        );
+        let chpl = at(&l.head, &[b"moov", b"udta", b"chpl"]);
+        assert_eq!(&chpl[..9], &[1, 0, 0, 0, 0, 0, 0, 0, 2]);
+        assert_eq!(&chpl[9..17], &0u64.to_be_bytes());
+        assert_eq!(chpl[17] as usize, "2023-11-14T22:13:20.000Z".len());
+        assert_eq!(&chpl[18..42], b"2023-11-14T22:13:20.000Z");
+        assert_eq!(&chpl[42..50], &2_000_000u64.to_be_bytes()); // 0.2 s in 100 ns
+                                                                // mvhd: creation time is the first frame's UTC second, from 1904.
+        let mvhd = at(&l.head, &[b"moov", b"mvhd"]);
+        assert_eq!(
+            mvhd[4..12],
+            (1_700_000_000u64 + 2_082_844_800).to_be_bytes()
+        );
+        // tkhd keeps the source's picture size.
+        let tkhd = at(&l.head, &[b"moov", b"trak", b"tkhd"]);
+        assert_eq!(tkhd[tkhd.len() - 8..], [0x01, 0x40, 0, 0, 0, 0xf0, 0, 0]);
+        assert_eq!(build(&[init()], &[]).unwrap_err(), BuildError::Empty);
+    }
 }

@@ -50,15 +50,7 @@ pub struct TrexDefaults {
     pub flags: u32,
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    b.get(at..at + 4)
-        .map(|s| u32::from_be_bytes(s.try_into().unwrap()))
-}
-
-fn be64(b: &[u8], at: usize) -> Option<u64> {
-    b.get(at..at + 8)
-        .map(|s| u64::from_be_bytes(s.try_into().unwrap()))
-}
+use crate::mp4::{be32, be64};
 
 /// The `trex` defaults of an init segment (`ftyp` + `moov`); zeros when it has none.
 pub fn trex_defaults(init: &[u8]) -> TrexDefaults {
@@ -194,13 +186,7 @@ pub fn parse_fragment(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn boxed(typ: &[u8; 4], body: &[u8]) -> Vec<u8> {
-        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
-        v.extend_from_slice(typ);
-        v.extend_from_slice(body);
-        v
-    }
+    use crate::export::builder::bx as boxed;
 
     #[test]
     fn a_trun_with_sizes_flags_and_offsets() {
