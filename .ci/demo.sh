@@ -43,6 +43,9 @@ cat <<MSG
                 ffplay 'http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/demo-cam/content.ism/manifest(format=m3u8-aapl).m3u8'
   What is held: curl 'http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/demo-cam/content.ism/availableMedia?precision=day&startTime=$(date -u +%Y-%m-01)&endTime=$(date -u +%Y-%m-28)'
   Play a file:  ffplay \$(ls -t demo-data/media/demo-cam/*/*/*/*.mp4 | tail -1)
+  Export:       curl -OJ "http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/demo-cam/content.ism/export.mp4?startTime=\$(date -u -d '-2 min' +%FT%TZ)&endTime=\$(date -u +%FT%TZ)"
+                (the last two minutes as one MP4; or, after stopping: $bin/edgerec export --config demo-data/edgerec.toml --camera demo-cam --start .. --end .. -o out.mp4)
+  The camera:   $bin/edgerec probe --config demo-data/edgerec.toml --camera demo-cam
   EVR camera:   demo-gate keeps only clips around events (docs/evr.md). Trigger one:
                 curl -X POST -H 'Content-Type: application/json' -d '{"label":"door"}' \\
                      http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/api/cameras/demo-gate/events
