@@ -202,6 +202,24 @@ fn seed_policy_clip_from_real_footage_is_keyframe_exact() {
         &[],
     );
     assert_eq!(status, 404);
+    // A range export of the EVR camera holds only the clip, whatever the ring holds around it.
+    let (status, head, _) = http_request(
+        ("127.0.0.1", site.http_port),
+        "HEAD",
+        &format!(
+            "/gate/content.ism/export.mp4?startTime={}&endTime={}",
+            iso_ns(t - 120 * S),
+            iso_ns(t + 120 * S)
+        ),
+        &[],
+    );
+    assert_eq!(status, 200, "{head}");
+    for (h, v) in [("x-actual-start-time", start), ("x-actual-end-time", end)] {
+        assert!(
+            head.contains(&format!("{h}: {}", iso_ns(v).to_ascii_lowercase())),
+            "{h} should be the clip's: {head}"
+        );
+    }
     // An EVR camera's availableMedia is its clips: exactly this one, whatever the ring holds.
     let am = get_json(
         &site,

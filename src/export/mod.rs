@@ -86,7 +86,23 @@ pub fn open(
     from_utc_ns: i64,
     to_utc_ns: i64,
 ) -> Result<Export, ExportError> {
-    let spans = crate::evr::clip::covered(segments, from_utc_ns, to_utc_ns);
+    open_windows(root, segments, &[(from_utc_ns, to_utc_ns)])
+}
+
+/// Like [`open`], for several windows `[from, to)` (UTC ns, sorted, not overlapping): an EVR
+/// camera's export holds only what its clips keep ([`crate::playback::kept::windows`]). Each
+/// window's media becomes at least one chapter.
+///
+/// Errors: [`ExportError`]; `NoMedia` when no window holds media.
+pub fn open_windows(
+    root: &Path,
+    segments: &[SegmentRow],
+    windows: &[(i64, i64)],
+) -> Result<Export, ExportError> {
+    let spans: Vec<_> = windows
+        .iter()
+        .flat_map(|&(a, b)| crate::evr::clip::covered(segments, a, b))
+        .collect();
     let (start, end) = crate::evr::clip::extent(&spans).ok_or(ExportError::NoMedia)?;
     let mut files: Vec<Arc<File>> = Vec::new();
     let mut inits: Vec<Vec<u8>> = Vec::new();

@@ -1,7 +1,8 @@
 //! `GET|HEAD /{camera}/content.ism/export.mp4?startTime=..&endTime=..`: a time range as one
 //! ordinary MP4 ([`crate::export`]), served as it is read from the segment files, never staged.
 //! `GET|HEAD /api/cameras/{camera}/clips/{id}/export.mp4`: an EVR clip's media the same way
-//! (its requested start to its end, as the clips API lists it).
+//! (its requested start to its end, as the clips API lists it). An EVR camera's range export
+//! holds only what its clips keep, as its VoD manifests do; a CVR camera's holds all its media.
 //!
 //! Rules (seed `004_*` manifest filters, applied to a download): both times required, RFC 3339
 //! UTC; `endTime` after `startTime`; at most `http.max_export` apart (default 6 h), else 400; a
@@ -70,7 +71,7 @@ pub async fn clip(
         let segs = st2
             .catalog
             .segments(&cam, c.requested_start_utc_ns, c.end_utc_ns)?;
-        open_export(&st2, &segs, c.requested_start_utc_ns, c.end_utc_ns)
+        open_export(&st2, &segs, &[(c.requested_start_utc_ns, c.end_utc_ns)])
     })
     .await;
     match planned {
@@ -83,10 +84,9 @@ pub async fn clip(
 fn open_export(
     st: &super::AppState,
     segs: &[crate::index::SegmentRow],
-    start: i64,
-    end: i64,
+    windows: &[(i64, i64)],
 ) -> Result<Export, ApiError> {
-    crate::export::open(&st.storage_root, segs, start, end).map_err(|e| match e {
+    crate::export::open_windows(&st.storage_root, segs, windows).map_err(|e| match e {
         ExportError::NoMedia => ApiError::not_found(
             "NoMedia",
             "no media of this camera between startTime and endTime",
@@ -133,7 +133,22 @@ fn plan(
         ));
     }
     let segs = st.catalog.segments(camera, start, end)?;
-    open_export(st, &segs, start, end)
+    // An EVR camera's recording is its clips, as in its VoD manifests (seed 004 via DESIGN 9).
+    let evr = st
+        .cameras
+        .iter()
+        .any(|c| c.id == camera && c.mode == crate::config::Mode::Evr);
+    let windows = if evr {
+        let clips = st.catalog.clips(camera, start, end)?;
+        crate::playback::kept::windows(&segs, &clips)
+            .into_iter()
+            .map(|(a, b)| (a.max(start), b.min(end)))
+            .filter(|(a, b)| a < b)
+            .collect()
+    } else {
+        vec![(start, end)]
+    };
+    open_export(st, &segs, &windows)
 }
 
 /// One byte range `start..=end` of `len`, from a `Range` header value. `Ok(None)`: serve the
