@@ -32,7 +32,9 @@ RUST_OF_STACK = {
 
 
 def vers(s):
-    return tuple(int(x) for x in re.findall(r"\d+", s)[:3]) + (0,) * (3 - len(re.findall(r"\d+", s)[:3]))
+    """"1.85" -> (1, 85, 0): a rust-version as a comparable triple."""
+    parts = [int(x) for x in re.findall(r"\d+", s)[:3]]
+    return tuple(parts + [0] * (3 - len(parts)))
 
 
 def layer_claims(path="yocto/meta-edgerec/conf/layer.conf"):

@@ -157,14 +157,20 @@ fn init_parts(init: &[u8], i: usize) -> Result<InitParts<'_>, BuildError> {
     })
 }
 
-/// Run-length pairs (count, value) of a sequence.
-fn runs<T: PartialEq + Copy>(it: impl Iterator<Item = T>) -> Vec<(u32, T)> {
-    let mut out: Vec<(u32, T)> = Vec::new();
-    for v in it {
-        match out.last_mut() {
+/// The body of a run-length table (`stts`, `ctts`) after version and flags: entry count, then
+/// (sample count, value) per run of equal 4-byte values.
+fn run_table(values: impl Iterator<Item = [u8; 4]>) -> Vec<u8> {
+    let mut runs: Vec<(u32, [u8; 4])> = Vec::new();
+    for v in values {
+        match runs.last_mut() {
             Some((n, last)) if *last == v => *n += 1,
-            _ => out.push((1, v)),
+            _ => runs.push((1, v)),
         }
+    }
+    let mut out = (runs.len() as u32).to_be_bytes().to_vec();
+    for (n, v) in runs {
+        out.extend_from_slice(&n.to_be_bytes());
+        out.extend_from_slice(&v);
     }
     out
 }
@@ -327,20 +333,10 @@ fn stbl(
         stsd.extend_from_slice(p.entry);
     }
     let mut out = full(b"stsd", 0, 0, &stsd);
-    let stts_runs = runs(samples.iter().map(|s| s.duration));
-    let mut stts = (stts_runs.len() as u32).to_be_bytes().to_vec();
-    for (n, d) in stts_runs {
-        stts.extend_from_slice(&n.to_be_bytes());
-        stts.extend_from_slice(&d.to_be_bytes());
-    }
+    let stts = run_table(samples.iter().map(|s| s.duration.to_be_bytes()));
     out.extend_from_slice(&full(b"stts", 0, 0, &stts));
     if samples.iter().any(|s| s.cto != 0) {
-        let ctts_runs = runs(samples.iter().map(|s| s.cto));
-        let mut ctts = (ctts_runs.len() as u32).to_be_bytes().to_vec();
-        for (n, c) in ctts_runs {
-            ctts.extend_from_slice(&n.to_be_bytes());
-            ctts.extend_from_slice(&c.to_be_bytes());
-        }
+        let ctts = run_table(samples.iter().map(|s| s.cto.to_be_bytes()));
         out.extend_from_slice(&full(b"ctts", 1, 0, &ctts));
     }
     if !samples.iter().all(|s| s.sync) {

@@ -106,6 +106,8 @@ pub fn open_windows(
     let (start, end) = crate::evr::clip::extent(&spans).ok_or(ExportError::NoMedia)?;
     let mut files: Vec<Arc<File>> = Vec::new();
     let mut inits: Vec<Vec<u8>> = Vec::new();
+    // Per segment already opened (several windows may fall in one): (id, file, init, trex).
+    let mut opened: Vec<(i64, usize, usize, samples::TrexDefaults)> = Vec::new();
     let mut out: Vec<Span> = Vec::new();
     let mut prev: Option<(i64, i64)> = None; // (run id, UTC end of the last fragment)
     let mut etag = String::new();
@@ -113,39 +115,40 @@ pub fn open_windows(
         let Some(seg) = segments.iter().find(|s| s.id == sp.segment_id) else {
             continue;
         };
-        let io = |source| ExportError::Io {
-            id: seg.id,
-            path: seg.path.clone(),
-            source,
-        };
-        let path = crate::store::layout::safe_join(root, &seg.path)
-            .ok_or_else(|| io(std::io::ErrorKind::InvalidInput.into()))?;
-        let mut f = File::open(&path).map_err(io)?;
-        let mut init = vec![0u8; usize::try_from(seg.init_size_bytes).unwrap_or(0)];
-        f.read_exact(&mut init).map_err(io)?;
-        let trex = samples::trex_defaults(&init);
-        let init_ix = match inits.iter().position(|i| *i == init) {
-            Some(i) => i,
+        let (file_ix, init_ix, trex) = match opened.iter().find(|o| o.0 == seg.id) {
+            Some(&(_, f, i, t)) => (f, i, t),
             None => {
-                inits.push(init);
-                inits.len() - 1
+                let io = |source| ExportError::Io {
+                    id: seg.id,
+                    path: seg.path.clone(),
+                    source,
+                };
+                let path = crate::store::layout::safe_join(root, &seg.path)
+                    .ok_or_else(|| io(std::io::ErrorKind::InvalidInput.into()))?;
+                let mut f = File::open(&path).map_err(io)?;
+                let mut init = vec![0u8; usize::try_from(seg.init_size_bytes).unwrap_or(0)];
+                f.read_exact(&mut init).map_err(io)?;
+                let trex = samples::trex_defaults(&init);
+                let init_ix = match inits.iter().position(|i| *i == init) {
+                    Some(i) => i,
+                    None => {
+                        inits.push(init);
+                        inits.len() - 1
+                    }
+                };
+                files.push(Arc::new(f));
+                opened.push((seg.id, files.len() - 1, init_ix, trex));
+                (files.len() - 1, init_ix, trex)
             }
         };
-        files.push(Arc::new(f));
-        let file_ix = files.len() - 1;
         etag += &format!("{}.{}.{}.{};", seg.id, seg.size_bytes, sp.first, sp.end);
-        let mut t = seg.start_utc_ns;
-        let mut off = seg.init_size_bytes.max(0) as u64;
-        for (i, fr) in seg.fragments.iter().enumerate().take(sp.end) {
+        // `covered` gives the span's first fragment's start and offset; walk on from there.
+        let (mut t, mut at) = (sp.start_utc_ns, sp.byte_start);
+        for (i, fr) in seg.fragments.iter().enumerate().take(sp.end).skip(sp.first) {
             let (fs, fe) = (t, t + i64::from(fr.duration_us) * 1000);
-            let at = off;
-            t = fe;
-            off += u64::from(fr.size_bytes);
-            if i < sp.first {
-                continue;
-            }
             let frag = read_fragment(&files[file_ix], at, fr.size_bytes as usize, trex)
                 .ok_or(ExportError::BadFragment(seg.id, i))?;
+            (t, at) = (fe, at + u64::from(fr.size_bytes));
             let continues = prev.is_some_and(|(run, e)| run == seg.run_id && fs - e <= GAP_NS);
             if !continues {
                 out.push(Span {

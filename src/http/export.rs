@@ -220,10 +220,6 @@ fn respond(camera: &str, x: Arc<Export>, method: &Method, headers: &HeaderMap) -
         header::HeaderName::from_static("x-actual-end-time"),
         format_full(x.end_utc_ns),
     );
-    set(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        "content-disposition, x-actual-start-time, x-actual-end-time, etag, content-range".into(),
-    );
     // A Range with If-Range naming another version gets the whole file (RFC 9110 13.1.5).
     let if_range_ok = headers
         .get(header::IF_RANGE)
