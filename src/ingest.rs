@@ -67,6 +67,17 @@ impl Payload for BufferListPayload {
         }
         Ok(())
     }
+    fn edit_head(&mut self, edit: &mut dyn FnMut(&mut [u8]) -> bool) -> bool {
+        // The muxer hands the fragment header (styp, prft, moof, mdat header) over as the first
+        // buffer; making it writable copies those few hundred bytes at most.
+        let Some(b) = self.0.make_mut().get_mut(0) else {
+            return false;
+        };
+        let Ok(mut m) = b.map_writable() else {
+            return false;
+        };
+        edit(m.as_mut_slice())
+    }
 }
 
 /// Growth of the reconnect delay per failed attempt.

@@ -142,9 +142,10 @@ fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// Plays `url` with hls.js or dash.js in headless chromium: currentTime advances by at least
-/// 2 s, no player error, and the picture is a picture.
-fn assert_browser_plays(lib: &str, url: &str, shot: &std::path::Path) {
+/// Plays `url` with hls.js or dash.js (or, with `file`, as a file chromium opens itself) in
+/// headless chromium: currentTime advances by at least 2 s, no player error, and the picture is
+/// a picture. Returns what `play.mjs` reported.
+fn browser_play(lib: &str, url: &str, shot: &std::path::Path) -> serde_json::Value {
     require("chromium");
     require("node");
     assert!(
@@ -177,6 +178,11 @@ fn assert_browser_plays(lib: &str, url: &str, shot: &std::path::Path) {
         "{lib} {url}: flat picture: {r}"
     );
     assert!(shot.metadata().unwrap().len() > 1000, "screenshot");
+    r
+}
+
+fn assert_browser_plays(lib: &str, url: &str, shot: &std::path::Path) {
+    browser_play(lib, url, shot);
 }
 
 fn extinf_sum(m3u8: &str) -> f64 {
@@ -197,8 +203,9 @@ fn vod_across_an_outage_plays_in_every_client() {
         &[("cam", cam.url(), "")],
     );
     let _rec = Recorder::start(&site);
-    wait_for(Duration::from_secs(60), "16 s of media", || {
-        try_ranges(&site).is_some_and(|r| r.last().is_some_and(|r| r.1 - r.0 >= 16.0))
+    // The first run spans two segment files: HLS and DASH must see one timeline across them.
+    wait_for(Duration::from_secs(80), "34 s of media", || {
+        try_ranges(&site).is_some_and(|r| r.last().is_some_and(|r| r.1 - r.0 >= 34.0))
     });
     cam.stop();
     std::thread::sleep(Duration::from_secs(8)); // the outage itself
@@ -333,6 +340,46 @@ fn vod_across_an_outage_plays_in_every_client() {
     assert_eq!(part, body[100..200]);
     let (st, _, _) = get(site.http_port, "/cam/content.ism/media/999999.mp4", &[]);
     assert_eq!(st, 404);
+
+    // Each segment file on the card plays on its own, from its first frame: ffprobe (start and
+    // duration), playbin3 (every frame) and chromium opening the file itself. The one checked
+    // in players is the second file of the first run, whose media time the muxer counted from
+    // the run's start.
+    let rows = site.complete();
+    assert!(rows.len() >= 2, "two segments in the first run: {rows:?}");
+    for row in &rows {
+        assert_plays_alone(&site.store().join(&row.path), row);
+    }
+    let second = &rows[1];
+    assert_eq!(second.run_id, rows[0].run_id);
+    let file = site.store().join(&second.path);
+    let url = format!("file://{}", file.display());
+    let want = second.duration_ns as f64 / 1e9;
+    let frames = playbin3_frames(&url);
+    assert!(
+        (frames as f64 - want * 25.0).abs() <= 1.0,
+        "playbin3 rendered {frames} frames of a {want} s file"
+    );
+    let r = browser_play("file", &url, &site.dir.path().join("file.png"));
+    assert!(
+        r["playedFrom"].as_f64().is_some_and(|t| t < 0.05)
+            && (r["duration"].as_f64().unwrap_or(0.0) - want).abs() <= 0.05,
+        "chromium opening {url}: {r}"
+    );
+    // The playback URL of the same segment serves the muxer's times: its first fragment's tfdt
+    // is the index's base, the file's is 0.
+    let (_, _, served) = get(
+        site.http_port,
+        &format!("/cam/content.ism/media/{}.mp4", second.id),
+        &[],
+    );
+    let on_card = std::fs::read(&file).unwrap();
+    let first_tfdt = |b: &[u8]| {
+        edgerec::mp4::fragment_decode_time(&b[second.init_size_bytes as usize..]).unwrap()
+    };
+    assert_eq!(first_tfdt(&on_card), 0);
+    assert_eq!(first_tfdt(&served), second.decode_time);
+    assert_eq!(served.len(), on_card.len());
 }
 
 #[test]

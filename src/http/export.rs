@@ -10,27 +10,20 @@
 //! a gap is 404. The file starts with the fragment holding `startTime` (a key frame), so it may
 //! start a little earlier: `X-Actual-Start-Time` and `X-Actual-End-Time` say what it holds.
 //!
-//! HTTP (RFC 9110): `Content-Length` up front, `Accept-Ranges: bytes`, one `Range` answered with
-//! 206 and the same bytes as the full download (several ranges get the whole file, 200), 416 for
-//! a range past the end, a strong `ETag`, `HEAD`, and `Content-Disposition` with the camera and
-//! the UTC range in the file name. The body is read in 256 KiB pieces on the blocking pool, so
-//! memory stays bounded whatever the length.
+//! HTTP: ranges, `HEAD` and a strong `ETag` as [`super::ranged`] serves them, and
+//! `Content-Disposition` with the camera and the UTC range in the file name.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
 
 use super::{blocking, check_camera, Shared};
 use crate::export::{Export, ExportError};
 use crate::playback::time::{format_full, parse_datetime};
 use crate::playback::ApiError;
-
-/// Bytes read from the files per body chunk.
-const CHUNK: u64 = 256 * 1024;
 
 /// The handler; see the module docs.
 pub async fn export(
@@ -151,41 +144,6 @@ fn plan(
     open_export(st, &segs, &windows)
 }
 
-/// One byte range `start..=end` of `len`, from a `Range` header value. `Ok(None)`: serve the
-/// whole file (no header, several ranges, another unit). `Err`: unsatisfiable (416).
-fn byte_range(h: Option<&HeaderValue>, len: u64) -> Result<Option<(u64, u64)>, ()> {
-    let Some(v) = h.and_then(|v| v.to_str().ok()) else {
-        return Ok(None);
-    };
-    let Some(spec) = v.trim().strip_prefix("bytes=") else {
-        return Ok(None);
-    };
-    if spec.contains(',') {
-        return Ok(None);
-    }
-    let (a, b) = spec.split_once('-').ok_or(())?;
-    let (a, b) = (a.trim(), b.trim());
-    let r = if a.is_empty() {
-        let n: u64 = b.parse().map_err(|_| ())?;
-        if n == 0 {
-            return Err(());
-        }
-        (len.saturating_sub(n), len - 1)
-    } else {
-        let s: u64 = a.parse().map_err(|_| ())?;
-        let e = if b.is_empty() {
-            len - 1
-        } else {
-            b.parse::<u64>().map_err(|_| ())?.min(len - 1)
-        };
-        (s, e)
-    };
-    if r.0 > r.1 || r.0 >= len {
-        return Err(());
-    }
-    Ok(Some(r))
-}
-
 /// `cam_20261124T100000.000Z_20261124T110000.000Z.mp4`, from the actual first and last frame.
 fn file_name(camera: &str, x: &Export) -> String {
     let stem = |t| crate::store::layout::segment_stem(t);
@@ -197,7 +155,6 @@ fn file_name(camera: &str, x: &Export) -> String {
 }
 
 fn respond(camera: &str, x: Arc<Export>, method: &Method, headers: &HeaderMap) -> Response {
-    let len = x.file.len();
     let mut h = HeaderMap::new();
     let mut set = |k: header::HeaderName, v: String| {
         if let Ok(v) = HeaderValue::from_str(&v) {
@@ -205,8 +162,6 @@ fn respond(camera: &str, x: Arc<Export>, method: &Method, headers: &HeaderMap) -
         }
     };
     set(header::CONTENT_TYPE, "video/mp4".into());
-    set(header::ACCEPT_RANGES, "bytes".into());
-    set(header::ETAG, x.etag.clone());
     set(header::CACHE_CONTROL, "private, no-cache".into());
     set(
         header::CONTENT_DISPOSITION,
@@ -220,78 +175,6 @@ fn respond(camera: &str, x: Arc<Export>, method: &Method, headers: &HeaderMap) -
         header::HeaderName::from_static("x-actual-end-time"),
         format_full(x.end_utc_ns),
     );
-    // A Range with If-Range naming another version gets the whole file (RFC 9110 13.1.5).
-    let if_range_ok = headers
-        .get(header::IF_RANGE)
-        .is_none_or(|v| v.to_str().ok() == Some(x.etag.as_str()));
-    let range = if if_range_ok {
-        byte_range(headers.get(header::RANGE), len)
-    } else {
-        Ok(None)
-    };
-    let (status, from, to) = match range {
-        Ok(None) => (StatusCode::OK, 0, len),
-        Ok(Some((a, b))) => {
-            set(header::CONTENT_RANGE, format!("bytes {a}-{b}/{len}"));
-            (StatusCode::PARTIAL_CONTENT, a, b + 1)
-        }
-        Err(()) => {
-            set(header::CONTENT_RANGE, format!("bytes */{len}"));
-            return (StatusCode::RANGE_NOT_SATISFIABLE, h).into_response();
-        }
-    };
-    set(header::CONTENT_LENGTH, (to - from).to_string());
-    if method == Method::HEAD {
-        return (status, h).into_response();
-    }
-    (status, h, Body::from_stream(body(x, from, to))).into_response()
-}
-
-/// The bytes `from..to` of the export, [`CHUNK`] at a time, each read on the blocking pool.
-fn body(
-    x: Arc<Export>,
-    from: u64,
-    to: u64,
-) -> impl futures_util::Stream<Item = std::io::Result<Vec<u8>>> {
-    futures_util::stream::try_unfold(from, move |at| {
-        let x = x.clone();
-        async move {
-            if at >= to {
-                return Ok(None);
-            }
-            let n = CHUNK.min(to - at);
-            let buf = tokio::task::spawn_blocking(move || {
-                let mut buf = vec![0u8; n as usize];
-                x.file.read_at(at, &mut buf).map(|_| buf)
-            })
-            .await
-            .map_err(std::io::Error::other)??;
-            Ok(Some((buf, at + n)))
-        }
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ranges() {
-        let v = |s: &str| HeaderValue::from_str(s).unwrap();
-        assert_eq!(byte_range(None, 100), Ok(None));
-        assert_eq!(byte_range(Some(&v("bytes=0-9")), 100), Ok(Some((0, 9))));
-        assert_eq!(byte_range(Some(&v("bytes=90-")), 100), Ok(Some((90, 99))));
-        assert_eq!(byte_range(Some(&v("bytes=-10")), 100), Ok(Some((90, 99))));
-        assert_eq!(byte_range(Some(&v("bytes=-1000")), 100), Ok(Some((0, 99))));
-        assert_eq!(
-            byte_range(Some(&v("bytes=50-1000")), 100),
-            Ok(Some((50, 99)))
-        );
-        assert_eq!(byte_range(Some(&v("bytes=0-1,5-6")), 100), Ok(None));
-        assert_eq!(byte_range(Some(&v("items=0-1")), 100), Ok(None));
-        assert_eq!(byte_range(Some(&v("bytes=100-")), 100), Err(()));
-        assert_eq!(byte_range(Some(&v("bytes=9-3")), 100), Err(()));
-        assert_eq!(byte_range(Some(&v("bytes=-0")), 100), Err(()));
-        assert_eq!(byte_range(Some(&v("bytes=x-3")), 100), Err(()));
-    }
+    let etag = x.etag.clone();
+    super::ranged::respond(x, &etag, h, method, headers)
 }

@@ -7,8 +7,9 @@
 //! - `manifest(format=m3u8-aapl[,startTime=..][,endTime=..]).m3u8` and
 //!   `manifest(format=mpd-time-cmaf[,..]).mpd` ([`crate::playback::filter`], [`crate::playback::hls`],
 //!   [`crate::playback::dash`]);
-//! - `media/{segment id}.mp4`: the segment file, with `Range` (206), `Accept-Ranges`, `ETag`,
-//!   `Content-Type: video/mp4`; a segment evicted meanwhile is a JSON 404.
+//! - `media/{segment id}.mp4`: the segment file on the camera's media timeline ([`media`]), with
+//!   `Range` (206), `Accept-Ranges`, `ETag`, `Content-Type: video/mp4`; a segment evicted
+//!   meanwhile is a JSON 404.
 //!
 //! And `GET /api/cameras`, `GET /healthz` (never needs a token), `GET /metrics`. Errors are JSON
 //! `{"error":{"code":..,"message":..}}`. With a token file, every other route needs a token
@@ -22,7 +23,9 @@
 pub mod auth;
 pub mod clips;
 pub mod export;
+pub mod media;
 pub mod metrics;
+pub mod ranged;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -31,14 +34,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use tower::ServiceExt;
 use tracing::{info, warn};
 
 use crate::clock::now_utc_ns;
@@ -115,7 +116,7 @@ pub fn router(state: Shared) -> Router {
         .route("/metrics", get(metrics_route))
         .route("/{camera}/content.ism/export.mp4", get(export::export))
         .route("/{camera}/content.ism/{name}", get(content))
-        .route("/{camera}/content.ism/media/{file}", get(media))
+        .route("/{camera}/content.ism/media/{file}", get(media::media))
         .fallback(|| async { ApiError::not_found("NotFound", "no such route") })
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token))
         .route(
@@ -292,76 +293,6 @@ fn read_init(root: &Path, seg: &crate::index::SegmentRow) -> Option<crate::mp4::
 }
 
 use crate::store::layout::safe_join;
-
-async fn media(
-    State(st): State<Shared>,
-    UrlPath((camera, file)): UrlPath<(String, String)>,
-    req: Request,
-) -> Response {
-    let id = file
-        .strip_suffix(".mp4")
-        .and_then(|s| s.parse::<i64>().ok())
-        .filter(|id| *id > 0);
-    let Some(id) = id else {
-        return ApiError::bad("InvalidSegment", "media URLs are media/<segment id>.mp4")
-            .into_response();
-    };
-    let st2 = st.clone();
-    let cam = camera.clone();
-    let row = blocking(move || {
-        if !valid_camera_id(&cam) {
-            return Err(ApiError::bad(
-                "InvalidCameraId",
-                "camera ids match [a-z0-9][a-z0-9_-]{0,63}",
-            ));
-        }
-        Ok(st2.catalog.segment(id)?.filter(|r| r.camera == cam))
-    })
-    .await;
-    let gone = || {
-        ApiError::not_found(
-            "SegmentGone",
-            "no such segment: it was evicted or never existed; reload the manifest",
-        )
-        .into_response()
-    };
-    let row = match row {
-        Ok(Some(r)) => r,
-        Ok(None) => return gone(),
-        Err(e) => return e.into_response(),
-    };
-    let Some(path) = safe_join(&st.storage_root, &row.path) else {
-        return gone();
-    };
-    let Ok(meta) = tokio::fs::metadata(&path).await else {
-        return gone();
-    };
-    let open = crate::playback::catalog::is_open(&row);
-    let etag = format!("\"{}-{}\"", row.id, meta.len());
-    match tower_http::services::ServeFile::new_with_mime(&path, &"video/mp4".parse().expect("mime"))
-        .oneshot(req)
-        .await
-    {
-        Ok(r) if r.status() == StatusCode::NOT_FOUND => gone(),
-        Ok(r) => {
-            let mut r = r.map(Body::new);
-            let h = r.headers_mut();
-            if let Ok(v) = HeaderValue::from_str(&etag) {
-                h.insert(header::ETAG, v);
-            }
-            h.insert(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static(if open {
-                    "no-cache"
-                } else {
-                    "private, max-age=86400"
-                }),
-            );
-            r
-        }
-        Err(e) => ApiError::internal(format!("reading segment: {e}")).into_response(),
-    }
-}
 
 async fn cameras(State(st): State<Shared>) -> Response {
     let r = blocking(move || {

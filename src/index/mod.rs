@@ -959,6 +959,25 @@ impl Index {
         Ok(v.max(0) as u64)
     }
 
+    /// The camera's segment with the latest start before `utc_ns`, if any.
+    pub fn segment_before(
+        &self,
+        camera: &str,
+        utc_ns: i64,
+    ) -> Result<Option<SegmentRow>, IndexError> {
+        Ok(self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT {SEGMENT_COLS} FROM segment WHERE camera = ?1 AND start_utc_ns < ?2 \
+                     ORDER BY start_utc_ns DESC LIMIT 1"
+                ),
+                params![camera, utc_ns],
+                row_to_segment,
+            )
+            .optional()?)
+    }
+
     /// The newest segment row of a camera, if any.
     pub fn newest_segment(&self, camera: &str) -> Result<Option<SegmentRow>, IndexError> {
         Ok(self

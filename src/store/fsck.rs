@@ -126,7 +126,7 @@ pub fn repair(store: &mut Store, progress: Progress) -> Result<Vec<Problem>, Sto
                 match mp4::scan_file(&path) {
                     Ok(scan) if !scan.fragments.is_empty() => {
                         truncate_to_valid(&path, &scan)?;
-                        fill_from_scan(&mut r, &path, &scan)?;
+                        fill_from_scan(&mut r, &path, &scan, None)?;
                         store.index().rewrite_segment(&r)?;
                     }
                     _ => {

@@ -15,6 +15,7 @@ pub mod recover;
 pub mod segfile;
 pub mod segmenter;
 pub mod stats;
+pub mod timebase;
 pub mod writer;
 
 use std::collections::BTreeSet;

@@ -12,6 +12,7 @@ use std::path::Path;
 use super::fsutil::{allocated_bytes, fsync_dir};
 use super::layout::{self, parse_segment_name};
 use super::segmenter::RunReason;
+use super::timebase::base_of_scan;
 use super::{io_at, Store, StoreError};
 use crate::index::{FragmentEntry, SegmentRow, SegmentState};
 use crate::mp4::{self, SegmentScan};
@@ -56,11 +57,14 @@ pub(crate) fn truncate_to_valid(path: &Path, scan: &SegmentScan) -> Result<u64, 
     Ok(scan.file_len - scan.valid_len)
 }
 
-/// Fills a row's file-derived fields from a scan of its (already truncated) file.
+/// Fills a row's file-derived fields from a scan of its (already truncated) file. `prev` is the
+/// camera's segment before it, for a row whose absolute media time base is not known
+/// ([`super::timebase::base_of_scan`]).
 pub(crate) fn fill_from_scan(
     row: &mut SegmentRow,
     path: &Path,
     scan: &SegmentScan,
+    prev: Option<&SegmentRow>,
 ) -> Result<(), StoreError> {
     let meta = std::fs::metadata(path).map_err(io_at(path))?;
     row.fragments = fragment_entries(scan);
@@ -74,7 +78,7 @@ pub(crate) fn fill_from_scan(
     row.init_size_bytes = scan.init_size as i64;
     row.codec = scan.codec.clone();
     row.timescale = scan.timescale;
-    row.decode_time = scan.fragments.first().map_or(0, |f| f.decode_time);
+    row.decode_time = base_of_scan(scan, row.decode_time, row.start_utc_ns, prev);
     Ok(())
 }
 
@@ -111,7 +115,7 @@ pub fn recover(store: &mut Store) -> Result<RecoveryReport, StoreError> {
             }
         };
         rep.bytes_truncated += truncate_to_valid(&path, &scan)?;
-        fill_from_scan(&mut row, &path, &scan)?;
+        fill_from_scan(&mut row, &path, &scan, None)?;
         row.state = SegmentState::Complete;
         store.index().rewrite_segment(&row)?;
         rep.open_recovered += 1;
@@ -170,6 +174,7 @@ pub fn adopt(
         return Ok(false);
     }
     truncate_to_valid(&path, &scan)?;
+    let prev = store.index().segment_before(camera, start)?;
     let run_id = store.index().insert_run(camera, start, reason.as_str())?;
     let mut row = SegmentRow {
         id: 0,
@@ -191,7 +196,7 @@ pub fn adopt(
         disc_seq: 0,
         disc_start: false,
     };
-    fill_from_scan(&mut row, &path, &scan)?;
+    fill_from_scan(&mut row, &path, &scan, prev.as_ref())?;
     store.index().insert_segment(&row)?;
     Ok(true)
 }

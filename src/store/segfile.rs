@@ -24,6 +24,10 @@ pub trait Payload: Send + 'static {
     }
     /// Writes all bytes to `f` at its current position.
     fn write_to(&self, f: &mut File) -> io::Result<()>;
+    /// Lets `edit` change the first piece of the bytes (the fragment header, up to its `moof`)
+    /// in place, without changing its length; returns what `edit` returned, false if the bytes
+    /// cannot be changed.
+    fn edit_head(&mut self, edit: &mut dyn FnMut(&mut [u8]) -> bool) -> bool;
 }
 
 impl Payload for Vec<u8> {
@@ -32,6 +36,9 @@ impl Payload for Vec<u8> {
     }
     fn write_to(&self, f: &mut File) -> io::Result<()> {
         f.write_all(self)
+    }
+    fn edit_head(&mut self, edit: &mut dyn FnMut(&mut [u8]) -> bool) -> bool {
+        edit(self)
     }
 }
 

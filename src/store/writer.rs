@@ -435,7 +435,7 @@ impl Writer {
         }
     }
 
-    fn on_fragment(&mut self, f: Fragment) {
+    fn on_fragment(&mut self, mut f: Fragment) {
         let camera = f.camera.clone();
         let info = FragmentInfo {
             duration_ns: f.duration_ns,
@@ -462,7 +462,7 @@ impl Writer {
                 }
                 Action::StartRun(reason) => self.start_run(&camera, reason, f.utc_ns),
                 Action::Create | Action::Roll | Action::Append { .. } => {
-                    written = self.write(&camera, a, &f);
+                    written = self.write(&camera, a, &mut f);
                     written
                 }
             };
@@ -513,7 +513,7 @@ impl Writer {
 
     /// Executes a create, roll or append of `f`: makes room first, and on `ENOSPC` evicts and
     /// tries again (three times). Returns false if the fragment could not be written.
-    fn write(&mut self, camera: &Arc<str>, a: Action, f: &Fragment) -> bool {
+    fn write(&mut self, camera: &Arc<str>, a: Action, f: &mut Fragment) -> bool {
         let init_len = match a {
             Action::Create | Action::Roll => self
                 .cams
@@ -563,12 +563,18 @@ impl Writer {
     }
 
     /// Appends a fragment to the open segment.
-    fn append(&mut self, camera: &Arc<str>, f: &Fragment, sync: bool) -> Result<(), StoreError> {
+    fn append(
+        &mut self,
+        camera: &Arc<str>,
+        f: &mut Fragment,
+        sync: bool,
+    ) -> Result<(), StoreError> {
         let o = self
             .cams
             .get_mut(camera)
             .and_then(|c| c.open.as_mut())
             .expect("append needs an open segment");
+        relative_time(f, o.row.decode_time);
         o.file.append(f.payload.as_ref(), sync)?;
         o.row.size_bytes += f.payload.len() as i64;
         o.row.duration_ns += f.duration_ns as i64;
@@ -579,7 +585,12 @@ impl Writer {
 
     /// Creates the next segment file with the init segment and this fragment, then commits its
     /// row; with `roll`, the camera's open segment is closed in the same transaction.
-    fn create(&mut self, camera: &Arc<str>, f: &Fragment, roll: bool) -> Result<(), StoreError> {
+    fn create(
+        &mut self,
+        camera: &Arc<str>,
+        f: &mut Fragment,
+        roll: bool,
+    ) -> Result<(), StoreError> {
         let root = self.store.root().to_owned();
         let cam = self.cams.get_mut(camera).expect("camera state");
         let init = cam
@@ -589,6 +600,7 @@ impl Writer {
             .clone();
         let run_id = cam.run_id.expect("create needs a run");
         let (codec, timescale) = codec_of(&init);
+        relative_time(f, f.decode_time);
         let (file, start) =
             SegmentFile::create(&root, camera, f.utc_ns, &init, f.payload.as_ref())?;
         let mut row = SegmentRow {
@@ -678,6 +690,16 @@ impl Writer {
             }
         }
     }
+}
+
+/// Makes a fragment's media time count from `base`, its segment's first `tfdt`
+/// ([`super::timebase`]). Fragments without a known `tfdt` (0) are left alone.
+fn relative_time(f: &mut Fragment, base: u64) {
+    if f.decode_time == 0 || base == 0 {
+        return;
+    }
+    let t = f.decode_time.saturating_sub(base);
+    f.payload.edit_head(&mut |h| super::timebase::rebase(h, t));
 }
 
 fn is_enospc_err(e: &StoreError) -> bool {

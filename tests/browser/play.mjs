@@ -2,7 +2,9 @@
 // line on stdout: whether currentTime advanced by at least `need` seconds, the player errors, and
 // whether the decoded picture is a picture (not one flat colour). Saves a screenshot.
 //
-// usage: node play.mjs <hls|dash> <manifest URL> <screenshot.png> [need_s=2] [timeout_s=40]
+// usage: node play.mjs <hls|dash|file> <URL> <screenshot.png> [need_s=2] [timeout_s=40]
+// `file`: the URL is a media file (file:// or http://) that chromium opens by itself, as `<video
+// src>` does; the result then also gives its duration and where playback began.
 import { chromium } from 'playwright-core';
 import { readFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,7 +26,7 @@ const browser = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir()
   viewport: { width: 640, height: 400 },
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
          '--disable-background-networking', '--disable-component-update', '--disable-sync',
-         '--autoplay-policy=no-user-gesture-required'],
+         '--autoplay-policy=no-user-gesture-required', '--allow-file-access-from-files'],
 });
 let result;
 try {
@@ -32,11 +34,21 @@ try {
   const logs = [];
   page.on('console', (m) => { if (process.env.PLAY_DEBUG) console.error(m.text()); if (m.type() === 'error') logs.push(m.text()); });
   page.on('pageerror', (e) => logs.push(String(e)));
+  if (lib === 'file') {
+    await page.goto(url);
+    await page.evaluate(() => {
+      window.playerErrors = [];
+      const v = document.querySelector('video');
+      v.muted = true;
+      v.addEventListener('error', () => window.playerErrors.push(`media error ${v.error && v.error.code}`));
+      v.play().catch((e) => window.playerErrors.push(String(e)));
+    });
+  } else {
   await page.setContent('<html><body style="margin:0;background:#000">' +
     '<video id="v" muted autoplay playsinline style="width:640px;height:360px"></video></body></html>');
   await page.addScriptTag({ content: readFileSync(libFile, 'utf8') });
   await page.evaluate(([lib, url, process_debug]) => {
-    const v = document.getElementById('v');
+    const v = document.querySelector('video');
     window.playerErrors = [];
     if (lib === 'hls') {
       const h = new Hls({ debug: false });
@@ -51,11 +63,12 @@ try {
       p.initialize(v, url, true);
     }
   }, [lib, url, process.env.PLAY_DEBUG ? 5 : 1]);
+  }
   // Wait until playback has advanced by `need` seconds from the first moment it moved.
   const deadline = Date.now() + timeoutS * 1000;
   let first = null, now = 0;
   while (Date.now() < deadline) {
-    now = await page.evaluate(() => document.getElementById('v').currentTime);
+    now = await page.evaluate(() => document.querySelector('video').currentTime);
     const errs = await page.evaluate(() => window.playerErrors.length);
     if (errs) break;
     if (first === null && now > 0) first = now;
@@ -63,7 +76,7 @@ try {
     await page.waitForTimeout(250);
   }
   const picture = await page.evaluate(() => {
-    const v = document.getElementById('v');
+    const v = document.querySelector('video');
     if (!v.videoWidth) return { width: 0, distinct: 0 };
     const c = document.createElement('canvas');
     c.width = 64; c.height = 36;
@@ -74,7 +87,7 @@ try {
     for (let i = 0; i < d.length; i += 4) colours.add((d[i] >> 4) << 8 | (d[i + 1] >> 4) << 4 | (d[i + 2] >> 4));
     return { width: v.videoWidth, distinct: colours.size };
   });
-  await page.locator('#v').screenshot({ path: shot });
+  await page.locator('video').screenshot({ path: shot });
   result = {
     advanced: first === null ? 0 : now - first,
     currentTime: now,
@@ -82,6 +95,8 @@ try {
     consoleErrors: logs,
     videoWidth: picture.width,
     distinctColours: picture.distinct,
+    duration: await page.evaluate(() => document.querySelector('video').duration),
+    playedFrom: await page.evaluate(() => { const p = document.querySelector('video').played; return p.length ? p.start(0) : null; }),
   };
 } finally {
   await browser.close();

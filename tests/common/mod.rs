@@ -359,7 +359,8 @@ pub fn ffmpeg_errors(file: &Path) -> String {
     s
 }
 
-/// Asserts that every media file decodes with no ffmpeg output.
+/// Asserts that every media file decodes with no ffmpeg output, and that every complete segment
+/// file plays on its own ([`assert_plays_alone`]).
 pub fn assert_all_decode(site: &Site) {
     require("ffmpeg");
     let files = site.media_files();
@@ -368,6 +369,54 @@ pub fn assert_all_decode(site: &Site) {
         let e = ffmpeg_errors(&f);
         assert!(e.is_empty(), "{} does not decode cleanly: {e}", f.display());
     }
+    for row in site.complete() {
+        let path = site.store().join(&row.path);
+        if path.exists() {
+            assert_plays_alone(&path, &row);
+        }
+    }
+}
+
+/// A segment file opened by itself (issue 14): ffprobe puts its start within one frame of 0 and
+/// its duration within one frame of the index's duration for it.
+pub fn assert_plays_alone(path: &Path, row: &SegmentRow) {
+    require("ffprobe");
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args([
+            "format=start_time,duration:stream=avg_frame_rate",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!(
+            "ffprobe {}: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let num = |v: &serde_json::Value| v.as_str().and_then(|s| s.parse::<f64>().ok());
+    let start = num(&j["format"]["start_time"]).expect("start_time");
+    let duration = num(&j["format"]["duration"]).expect("duration");
+    let rate = j["streams"][0]["avg_frame_rate"].as_str().unwrap_or("25/1");
+    let frame = match rate.split_once('/') {
+        Some((n, d)) => d.parse::<f64>().unwrap_or(1.0) / n.parse::<f64>().unwrap_or(25.0),
+        None => 0.04,
+    };
+    let frame = if frame.is_finite() && frame > 0.0 {
+        frame
+    } else {
+        0.04
+    };
+    let want = row.duration_ns as f64 / 1e9;
+    assert!(
+        start.abs() <= frame + 1e-3 && (duration - want).abs() <= frame + 1e-3,
+        "{} alone: start {start} s, duration {duration} s; index {want} s (frame {frame} s)",
+        path.display()
+    );
 }
 
 /// Sends a raw HTTP/1.1 request and reads the answer to the end: (status, head lower-cased,

@@ -1,0 +1,449 @@
+//! The media time of a segment file: counted from the segment's start on the card, from 1970 in
+//! playback.
+//!
+//! The muxer stamps every fragment's base media decode time (`tfdt`, ISO/IEC 14496-12 section
+//! 8.8.12) on one timeline per camera that counts from 1970, so that HLS and DASH players see
+//! media time go forward across segments and runs. A file with those times, opened alone, starts
+//! 56 years in (issue 14). So the two are split:
+//!
+//! - **On the card (and in uploaded objects)** each file counts from its own first fragment: the
+//!   first `tfdt` is 0, and a `prft` (section 8.16.5) media time moves with it. The storage writer
+//!   rewrites these fields in place before the fragment's bytes reach the file ([`rebase`]): the
+//!   muxer writes them as 64-bit (version 1) values, so the rewrite changes 8 bytes and no size.
+//! - **In the index** the segment's absolute base stays what it was (`segment.decode_time`, the
+//!   muxer's first `tfdt`).
+//! - **In playback** (`/media/<id>.mp4`) [`PlaybackView`] adds the base back to every `tfdt` and
+//!   `prft` as it reads, so manifests and players see exactly what the muxer wrote.
+//!
+//! Files written before this rule have an absolute first `tfdt` (never 0): they are read as they
+//! are (the view adds nothing, [`base_of_scan`] takes their `tfdt`). A file found without its row
+//! (crash recovery, `fsck --rebuild`) gets its base from the segment before it when the two are
+//! continuous, else from its start time (the file name) in timescale ticks, never before the
+//! previous segment's end, so media time still only goes forward.
+//!
+//! Not here: scanning files ([`crate::mp4`]), HTTP ranges (`crate::http`).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+
+use crate::index::{SegmentRow, GAP_TOLERANCE_NS};
+use crate::mp4::{be32, be64, SegmentScan};
+
+/// Bytes of a fragment's start read to find its `tfdt` and `prft` (they sit within its first
+/// hundred bytes: `styp`, `prft`, `moof` > `mfhd`, `traf` > `tfhd`, `tfdt`).
+pub const HEADER_PROBE: usize = 512;
+
+/// Where a time field's value sits in a fragment header, bytes from its start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Field {
+    /// Offset of the value.
+    pub at: usize,
+    /// 8 bytes (version 1) rather than 4.
+    pub wide: bool,
+}
+
+impl Field {
+    fn len(self) -> usize {
+        if self.wide {
+            8
+        } else {
+            4
+        }
+    }
+    fn get(self, b: &[u8]) -> Option<u64> {
+        if self.wide {
+            be64(b, self.at)
+        } else {
+            be32(b, self.at).map(u64::from)
+        }
+    }
+    /// The value's bytes for `v`; `None` if a 4-byte field cannot hold it.
+    fn encode(self, v: u64) -> Option<Vec<u8>> {
+        if self.wide {
+            Some(v.to_be_bytes().to_vec())
+        } else {
+            u32::try_from(v).ok().map(|v| v.to_be_bytes().to_vec())
+        }
+    }
+}
+
+/// The time fields of one fragment header.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeFields {
+    /// The first `traf`'s `tfdt` base media decode time.
+    pub tfdt: Option<Field>,
+    /// The `prft` media time.
+    pub prft: Option<Field>,
+}
+
+/// Boxes of `buf[from..to]`: (type, body start, declared end). The declared end may lie past
+/// `to` (a header read only in part); walking stops at a box that starts past the bytes held.
+fn boxes(buf: &[u8], from: usize, to: usize) -> impl Iterator<Item = ([u8; 4], usize, usize)> + '_ {
+    let mut pos = from;
+    std::iter::from_fn(move || {
+        let size = be32(buf, pos)? as usize;
+        let typ: [u8; 4] = buf.get(pos + 4..pos + 8)?.try_into().ok()?;
+        let (hdr, size) = match size {
+            1 => (16, usize::try_from(be64(buf, pos + 8)?).ok()?),
+            0 => (8, to.checked_sub(pos)?),
+            s => (8, s),
+        };
+        if pos >= to || size < hdr {
+            return None;
+        }
+        let item = (typ, pos + hdr, pos + size);
+        pos += size;
+        Some(item)
+    })
+}
+
+/// Finds the time fields in the start of a fragment (its boxes up to `moof`; `header` may be cut
+/// anywhere after the `tfdt`).
+pub fn time_fields(header: &[u8]) -> TimeFields {
+    let mut out = TimeFields::default();
+    let end = header.len();
+    for (typ, body, box_end) in boxes(header, 0, end) {
+        match &typ {
+            b"prft" => {
+                let wide = header.get(body) == Some(&1);
+                out.prft = Some(Field {
+                    at: body + 16, // version+flags, reference_track_ID, ntp_timestamp
+                    wide,
+                });
+            }
+            b"moof" => {
+                let traf = boxes(header, body, box_end.min(end)).find(|b| &b.0 == b"traf");
+                if let Some((_, tb, te)) = traf {
+                    if let Some((_, fb, _)) =
+                        boxes(header, tb, te.min(end)).find(|b| &b.0 == b"tfdt")
+                    {
+                        let wide = header.get(fb) == Some(&1);
+                        out.tfdt = Some(Field { at: fb + 4, wide });
+                    }
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+    // A field only counts if its bytes are all there.
+    let whole = |f: Option<Field>| f.filter(|f| f.at + f.len() <= end);
+    TimeFields {
+        tfdt: whole(out.tfdt),
+        prft: whole(out.prft),
+    }
+}
+
+/// Sets a fragment's `tfdt` to `tfdt` and moves its `prft` media time by the same amount, in
+/// place. Idempotent. Returns false (and changes nothing) if the header has no `tfdt` or a
+/// 4-byte field cannot hold the new value.
+pub fn rebase(header: &mut [u8], tfdt: u64) -> bool {
+    let f = time_fields(header);
+    let Some(t) = f.tfdt else { return false };
+    let Some(old) = t.get(header) else {
+        return false;
+    };
+    let Some(new_t) = t.encode(tfdt) else {
+        return false;
+    };
+    let prft = f.prft.and_then(|p| {
+        let v = p.get(header)?;
+        let moved = (i128::from(v) + i128::from(tfdt) - i128::from(old)).max(0);
+        Some((p, p.encode(u64::try_from(moved).ok()?)?))
+    });
+    header[t.at..t.at + t.len()].copy_from_slice(&new_t);
+    if let Some((p, bytes)) = prft {
+        header[p.at..p.at + p.len()].copy_from_slice(&bytes);
+    }
+    true
+}
+
+/// Ticks of a `timescale` clock in `ns` nanoseconds, rounded to the nearest tick.
+pub fn ns_to_ticks(ns: i64, timescale: u32) -> u64 {
+    let t = (i128::from(ns.max(0)) * i128::from(timescale) + 500_000_000) / 1_000_000_000;
+    t as u64
+}
+
+/// The absolute base (`segment.decode_time`, timescale ticks) of a scanned file whose row is
+/// being made or remade:
+/// - a file with an absolute first `tfdt` (not 0; written before files counted from their own
+///   start): that `tfdt`;
+/// - else `known`, the base its row already had (a segment left open by a crash), if not 0;
+/// - else, after `prev` (the camera's segment before it) and continuous with it (same timescale,
+///   a hole of at most [`GAP_TOLERANCE_NS`]): `prev`'s base plus its duration;
+/// - else its start time in ticks since 1970 (as the muxer's own clock), but not before `prev`'s
+///   end.
+pub fn base_of_scan(
+    scan: &SegmentScan,
+    known: u64,
+    start_utc_ns: i64,
+    prev: Option<&SegmentRow>,
+) -> u64 {
+    if let Some(t) = scan.fragments.first().map(|f| f.decode_time) {
+        if t != 0 {
+            return t;
+        }
+    }
+    if known != 0 {
+        return known;
+    }
+    let ts = scan.timescale;
+    let prev = prev.filter(|p| p.timescale == ts && p.decode_time != 0);
+    let prev_end = prev.map(|p| p.decode_time + ns_to_ticks(p.duration_ns, ts));
+    if let (Some(p), Some(end)) = (prev, prev_end) {
+        if (start_utc_ns - p.end_utc_ns()).abs() <= GAP_TOLERANCE_NS {
+            return end;
+        }
+    }
+    ns_to_ticks(start_utc_ns, ts).max(prev_end.unwrap_or(0))
+}
+
+/// A segment file as playback serves it: its bytes, with the segment's absolute base added to
+/// every fragment's `tfdt` and `prft` (see the module docs). Holds the file open, so an eviction
+/// during a download changes nothing. Cheap to share (`Arc` it).
+#[derive(Debug)]
+pub struct PlaybackView {
+    file: Arc<File>,
+    len: u64,
+    delta: u64,
+    fragments: Vec<u64>,
+}
+
+impl PlaybackView {
+    /// Opens `path` as the file of `row`: its length is the row's (complete fragments only, for
+    /// a segment still being written), its fragments where the row's sizes put them.
+    ///
+    /// Errors: the file cannot be opened or read (gone: evicted).
+    pub fn open(path: &std::path::Path, row: &SegmentRow) -> std::io::Result<PlaybackView> {
+        let file = Arc::new(File::open(path)?);
+        let mut fragments = Vec::with_capacity(row.fragments.len());
+        let mut at = row.init_size_bytes as u64;
+        for f in &row.fragments {
+            fragments.push(at);
+            at += u64::from(f.size_bytes);
+        }
+        let len = (row.size_bytes as u64).max(row.init_size_bytes as u64);
+        let mut v = PlaybackView {
+            file,
+            len,
+            delta: 0,
+            fragments,
+        };
+        if let Some(&first) = v.fragments.first() {
+            let h = v.header(first)?;
+            let t0 = time_fields(&h).tfdt.and_then(|t| t.get(&h));
+            // A file from before the rule carries absolute times already: nothing to add.
+            if t0 == Some(0) {
+                v.delta = row.decode_time;
+            }
+        }
+        Ok(v)
+    }
+
+    /// Total length, bytes.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether it has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Ticks added to each fragment's `tfdt` (0 for a file that is served as it is).
+    pub fn delta(&self) -> u64 {
+        self.delta
+    }
+
+    fn header(&self, at: u64) -> std::io::Result<Vec<u8>> {
+        let n = (HEADER_PROBE as u64).min(self.len.saturating_sub(at)) as usize;
+        let mut h = vec![0u8; n];
+        self.file.read_exact_at(&mut h, at)?;
+        Ok(h)
+    }
+
+    /// Fills `out` with the bytes at `start..start + out.len()`.
+    ///
+    /// Errors: the range ends past [`Self::len`] (`InvalidInput`), or the file is shorter than
+    /// its row says or unreadable.
+    pub fn read_at(&self, start: u64, out: &mut [u8]) -> std::io::Result<()> {
+        let end = start + out.len() as u64;
+        if end > self.len {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "segment: read past the end",
+            ));
+        }
+        self.file.read_exact_at(out, start)?;
+        if self.delta == 0 {
+            return Ok(());
+        }
+        let probe = HEADER_PROBE as u64;
+        let first = self.fragments.partition_point(|&f| f + probe <= start);
+        for &f in self.fragments[first..].iter().take_while(|&&f| f < end) {
+            let h = if f >= start && f + probe <= end {
+                out[(f - start) as usize..(f - start + probe) as usize].to_vec()
+            } else {
+                self.header(f)?
+            };
+            let mut patched = h.clone();
+            let Some(t) = time_fields(&h).tfdt.and_then(|t| t.get(&h)) else {
+                continue;
+            };
+            if !rebase(&mut patched, t + self.delta) {
+                continue;
+            }
+            // Copy the changed bytes that fall inside the range.
+            for (i, (a, b)) in h.iter().zip(&patched).enumerate() {
+                let pos = f + i as u64;
+                if a != b && pos >= start && pos < end {
+                    out[(pos - start) as usize] = *b;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::builder::bx;
+
+    fn full(version: u8, rest: &[u8]) -> Vec<u8> {
+        let mut v = vec![version, 0, 0, 0];
+        v.extend_from_slice(rest);
+        v
+    }
+
+    /// `styp`, `prft` (v1), `moof` > `mfhd`, `traf` > `tfhd`, `tfdt` (v1), `trun`, then `mdat`.
+    fn fragment(tfdt: u64, prft_media: u64) -> Vec<u8> {
+        let mut prft = 1u32.to_be_bytes().to_vec();
+        prft.extend_from_slice(&0xE000_0000_0000_0000u64.to_be_bytes());
+        prft.extend_from_slice(&prft_media.to_be_bytes());
+        let traf = [
+            bx(b"tfhd", &full(0, &1u32.to_be_bytes())),
+            bx(b"tfdt", &full(1, &tfdt.to_be_bytes())),
+            bx(b"trun", &full(0, &0u32.to_be_bytes())),
+        ]
+        .concat();
+        let moof = [
+            bx(b"mfhd", &full(0, &1u32.to_be_bytes())),
+            bx(b"traf", &traf),
+        ]
+        .concat();
+        [
+            bx(b"styp", b"msdh\0\0\0\0"),
+            bx(b"prft", &full(1, &prft)),
+            bx(b"moof", &moof),
+            bx(b"mdat", &[7u8; 40]),
+        ]
+        .concat()
+    }
+
+    #[test]
+    fn rebase_moves_tfdt_and_prft_together_and_is_idempotent() {
+        let base = 160_000_000_000_000u64;
+        let mut f = fragment(base + 9000, base + 9100);
+        let fields = time_fields(&f);
+        assert_eq!(fields.tfdt.unwrap().get(&f), Some(base + 9000));
+        assert!(rebase(&mut f, 9000));
+        assert!(rebase(&mut f, 9000));
+        let fields = time_fields(&f);
+        assert_eq!(fields.tfdt.unwrap().get(&f), Some(9000));
+        assert_eq!(fields.prft.unwrap().get(&f), Some(9100));
+        // Cut inside the trun: the tfdt is still found.
+        let t = fields.tfdt.unwrap();
+        assert_eq!(time_fields(&f[..t.at + 8]).tfdt, Some(t));
+        assert_eq!(time_fields(&f[..t.at + 7]).tfdt, None);
+        assert!(!rebase(&mut [0u8; 16], 0));
+    }
+
+    #[test]
+    fn the_view_adds_the_base_back_in_every_range() {
+        let base = 160_000_000_000_000u64;
+        let init = bx(b"ftyp", b"iso6mp41");
+        let abs: Vec<Vec<u8>> = (0..3)
+            .map(|i| fragment(base + i * 90_000, base + i * 90_000 + 5))
+            .collect();
+        let mut rel = abs.clone();
+        for (i, f) in rel.iter_mut().enumerate() {
+            assert!(rebase(f, i as u64 * 90_000));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.mp4");
+        std::fs::write(&path, [init.clone(), rel.concat()].concat()).unwrap();
+        let want = [init.clone(), abs.concat()].concat();
+        let mut row = crate::playback::timeline::tests::seg(1, 1, 0, 3, 1);
+        row.init_size_bytes = init.len() as i64;
+        row.fragments = abs
+            .iter()
+            .map(|f| crate::index::FragmentEntry {
+                size_bytes: f.len() as u32,
+                duration_us: 1_000_000,
+            })
+            .collect();
+        row.size_bytes = want.len() as i64;
+        row.decode_time = base;
+        let v = PlaybackView::open(&path, &row).unwrap();
+        assert_eq!(v.len(), want.len() as u64);
+        assert_eq!(v.delta(), base);
+        // Every split point: the bytes match the absolute file.
+        for a in 0..want.len() {
+            for b in [a + 1, a + 13, a + 100, want.len()] {
+                let b = b.min(want.len());
+                let mut out = vec![0u8; b - a];
+                v.read_at(a as u64, &mut out).unwrap();
+                assert_eq!(out, want[a..b], "range {a}..{b}");
+            }
+        }
+        // An absolute (old) file is served as it is.
+        std::fs::write(&path, &want).unwrap();
+        let v = PlaybackView::open(&path, &row).unwrap();
+        assert_eq!(v.delta(), 0);
+        let mut out = vec![0u8; want.len()];
+        v.read_at(0, &mut out).unwrap();
+        assert_eq!(out, want);
+    }
+
+    #[test]
+    fn a_file_without_its_row_gets_a_base_that_only_goes_forward() {
+        let scan = |t0: u64| SegmentScan {
+            init_size: 10,
+            timescale: 90_000,
+            codec: "avc1".into(),
+            fragments: vec![crate::mp4::FragmentInfo {
+                offset: 10,
+                size: 10,
+                duration_ticks: 90_000,
+                decode_time: t0,
+            }],
+            valid_len: 20,
+            file_len: 20,
+        };
+        let s = 1_700_000_000_000_000_000i64;
+        // Absolute (old) files keep theirs; a known base wins over a derived one.
+        assert_eq!(base_of_scan(&scan(123), 0, s, None), 123);
+        assert_eq!(base_of_scan(&scan(0), 77, s, None), 77);
+        // Alone: the start in ticks.
+        assert_eq!(base_of_scan(&scan(0), 0, s, None), ns_to_ticks(s, 90_000));
+        let mut prev = crate::playback::timeline::tests::seg(1, 1, s - 10_000_000_000, 10, 1);
+        prev.decode_time = 5_000_000;
+        // Continuous: chained from the previous segment's base and duration.
+        assert_eq!(
+            base_of_scan(&scan(0), 0, s + 20_000_000, Some(&prev)),
+            5_000_000 + 900_000
+        );
+        // After a gap: the start in ticks, but never before the previous end.
+        prev.decode_time = ns_to_ticks(s, 90_000) + 1000;
+        assert_eq!(
+            base_of_scan(&scan(0), 0, s + 60_000_000_000, Some(&prev)),
+            ns_to_ticks(s + 60_000_000_000, 90_000)
+        );
+        assert_eq!(
+            base_of_scan(&scan(0), 0, s - 5_000_000_000, Some(&prev)),
+            prev.decode_time + 900_000
+        );
+    }
+}
