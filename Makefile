@@ -25,7 +25,7 @@ test: lint
 	cargo build --bins
 	bash .ci/check-packaging.sh
 	cargo test --test playback_rules
-	cargo test --test recording --test systemd --test playback --test mqtt --test upload --test evr --test motion --test motion_detector --test probe --test export -- --test-threads 12
+	cargo test --test recording --test systemd --test playback --test mqtt --test upload --test evr --test motion --test motion_detector --test probe --test export --test ui -- --test-threads 12
 
 bench: release
 	bash bench/record.sh 4 60
@@ -40,5 +40,5 @@ clean:
 
 # aarch64 without Docker (Debian multiarch), checked under qemu-user; see .ci/cross-aarch64.sh.
 cross-aarch64:
-	cargo build --release --no-default-features --features upload,mqtt --bin edgerec
+	cargo build --release --no-default-features --features upload,mqtt,ui --bin edgerec
 	bash .ci/cross-aarch64.sh --record

@@ -29,4 +29,11 @@ oelint=${OELINT:-$PWD/target/ci-venv/bin/oelint-adv}
 [ -x "$oelint" ] || oelint=$(command -v oelint-adv || true)
 [ -n "$oelint" ] || { echo "oelint-adv missing (make deps installs it into target/ci-venv)" >&2; exit 1; }
 (cd yocto/meta-edgerec && "$oelint" --quiet --release scarthgap recipes-multimedia/edgerec/edgerec_git.bb)
+echo "== vendored hls.js is npm's, at the pinned version"
+want=$(python3 -c "import json; print(json.load(open('tests/browser/package.json'))['dependencies']['hls.js'])")
+have=$(python3 -c "import json; print(json.load(open('tests/browser/node_modules/hls.js/package.json'))['version'])")
+[ "$want" = "$have" ] || { echo "tests/browser has hls.js $have, package.json pins $want: npm ci --prefix tests/browser" >&2; exit 1; }
+cmp src/ui/vendor/hls.light.min.js tests/browser/node_modules/hls.js/dist/hls.light.min.js \
+  || { echo "src/ui/vendor/hls.light.min.js differs from hls.js $want (see src/ui/vendor/README.md)" >&2; exit 1; }
+grep -q "| $want |" src/ui/vendor/README.md || { echo "src/ui/vendor/README.md does not name hls.js $want" >&2; exit 1; }
 echo "packaging checks passed"

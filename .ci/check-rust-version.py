@@ -3,7 +3,7 @@
 layer stack that meta-edgerec claims to build with (issue "Firmware an integrator can trust").
 
 It reads `cargo metadata` for the firmware graph (aarch64 Linux, `--no-default-features
---features upload,mqtt`, normal and build dependencies), takes the highest `rust-version` of any
+--features upload,mqtt,ui`, normal and build dependencies), takes the highest `rust-version` of any
 crate in it (edgerec's own included), and compares it with the Rust of each layer stack the layer
 claims: LAYERSERIES_COMPAT and LAYERDEPENDS of yocto/meta-edgerec/conf/layer.conf, looked up in
 RUST_OF_STACK below.

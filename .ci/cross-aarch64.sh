@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make cross-aarch64`: builds edgerec for aarch64-unknown-linux-gnu without Docker, with Debian
-# multiarch, as the firmware (`--features upload,mqtt`) and as a record-only build (no optional
+# multiarch, as the firmware (`--features upload,mqtt,ui`) and as a record-only build (no optional
 # features), prints both stripped sizes, then runs them under qemu-user: `--version`,
 # `check-config` (the record-only build must refuse `[mqtt]` and `[upload]`), and (with
 # `--record`) a short recording of the firmware build from a test camera on the host.
@@ -8,7 +8,7 @@
 # Debian 12's libgstreamer-plugins-base1.0-dev is not Multi-Arch: same (installing its arm64 copy
 # would remove the amd64 one), so it is unpacked into a private sysroot (target/sysroot-arm64) whose
 # `.so` links point at the arm64 runtime libraries. With `cross` and Docker instead:
-#   CROSS_CONFIG=cross.toml cross build --release --no-default-features --features upload,mqtt --target aarch64-unknown-linux-gnu
+#   CROSS_CONFIG=cross.toml cross build --release --no-default-features --features upload,mqtt,ui --target aarch64-unknown-linux-gnu
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target=aarch64-unknown-linux-gnu
@@ -48,11 +48,11 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-L $sysroot$multi -C li
 # otherwise rebuild edgerec each time), then the firmware.
 cargo build --release --no-default-features --target "$target" --bin edgerec --target-dir target/record-only
 minimal=target/record-only/$target/release/edgerec
-cargo build --release --no-default-features --features upload,mqtt --target "$target" --bin edgerec
+cargo build --release --no-default-features --features upload,mqtt,ui --target "$target" --bin edgerec
 bin=target/$target/release/edgerec
 file "$bin" 2>/dev/null || true
 echo "stripped size: x86_64 $(stat -c %s target/release/edgerec 2>/dev/null || echo '?') bytes," \
-  "aarch64 firmware (upload,mqtt) $(stat -c %s "$bin") bytes, aarch64 record-only $(stat -c %s "$minimal") bytes"
+  "aarch64 firmware (upload,mqtt,ui) $(stat -c %s "$bin") bytes, aarch64 record-only $(stat -c %s "$minimal") bytes"
 
 # Run it under qemu-user (no -L: with it every thread start hangs; no registry fork under qemu).
 export GST_REGISTRY_FORK=no GST_REGISTRY=$PWD/target/gst-registry-arm64.bin
@@ -67,7 +67,7 @@ if qemu-aarch64-static "$bin" check-config --config "$tmp/bad.toml" 2> "$tmp/err
 fi
 grep -q storage.segment_length "$tmp/err" || { cat "$tmp/err"; exit 1; }
 echo "aarch64 check-config: ok (rejects PT45S naming storage.segment_length)"
-qemu-aarch64-static "$bin" --version | grep -qx "edgerec .* (upload,mqtt)" || { echo "firmware build lacks upload,mqtt" >&2; exit 1; }
+qemu-aarch64-static "$bin" --version | grep -qx "edgerec .* (upload,mqtt,ui)" || { echo "firmware build lacks upload,mqtt,ui" >&2; exit 1; }
 qemu-aarch64-static "$minimal" --version | grep -qx "edgerec .* (record only)" || { echo "record-only build has features" >&2; exit 1; }
 qemu-aarch64-static "$minimal" check-config --config "$tmp/ok.toml"
 for table in 'mqtt]\nurl = "mqtt://127.0.0.1"' 'upload]\nurl = "file:///tmp"'; do

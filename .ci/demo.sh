@@ -35,6 +35,9 @@ trap 'kill $cam 2>/dev/null || true' EXIT
 for _ in $(seq 50); do grep -q READY demo-data/testcam.log && break; sleep 0.1; done
 cat <<MSG
 
+  Open in a browser:  http://127.0.0.1:${DEMO_HTTP_PORT:-8080}/
+                (the cameras, a timeline per day, playback from any moment, live, MP4 export)
+
   Test camera:  rtsp://127.0.0.1:$port/stream
   Recordings:   $PWD/demo-data/media/demo-cam/YYYY/MM/DD/<UTC start>.mp4  (30 s segments)
   Index:        $PWD/demo-data/index.sqlite3

@@ -13,29 +13,36 @@
 
 #![warn(missing_docs)]
 
-/// The optional parts compiled into this build, comma-separated in Cargo.toml's order (`upload`,
-/// `mqtt`; empty for a record-only build). Shown by `edgerec --version` and in `/metrics`
+/// The optional parts compiled into this build, in Cargo.toml's order (`upload`, `mqtt`, `ui`;
+/// empty for a record-only build). Shown by `edgerec --version` and in `/metrics`
 /// (`edgerec_build_info{features}`).
-pub const FEATURES: &str = if cfg!(all(feature = "upload", feature = "mqtt")) {
-    "upload,mqtt"
-} else if cfg!(feature = "upload") {
-    "upload"
-} else if cfg!(feature = "mqtt") {
-    "mqtt"
-} else {
-    ""
-};
+pub const FEATURE_LIST: &[&str] = &[
+    #[cfg(feature = "upload")]
+    "upload",
+    #[cfg(feature = "mqtt")]
+    "mqtt",
+    #[cfg(feature = "ui")]
+    "ui",
+];
 
-/// `edgerec --version`: the package version and [`FEATURES`], e.g. `0.1.0 (upload,mqtt)`.
-pub const LONG_VERSION: &str = if cfg!(all(feature = "upload", feature = "mqtt")) {
-    concat!(env!("CARGO_PKG_VERSION"), " (upload,mqtt)")
-} else if cfg!(feature = "upload") {
-    concat!(env!("CARGO_PKG_VERSION"), " (upload)")
-} else if cfg!(feature = "mqtt") {
-    concat!(env!("CARGO_PKG_VERSION"), " (mqtt)")
-} else {
-    concat!(env!("CARGO_PKG_VERSION"), " (record only)")
-};
+/// [`FEATURE_LIST`] comma-separated, e.g. `upload,mqtt,ui`.
+pub fn features() -> String {
+    FEATURE_LIST.join(",")
+}
+
+/// `edgerec --version`: the package version and [`FEATURE_LIST`], e.g. `0.3.0 (upload,mqtt,ui)`,
+/// or `0.3.0 (record only)`.
+pub fn long_version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let f = if FEATURE_LIST.is_empty() {
+            "record only".to_owned()
+        } else {
+            features()
+        };
+        format!("{} ({f})", env!("CARGO_PKG_VERSION"))
+    })
+}
 
 pub mod backoff;
 pub mod clock;
@@ -57,4 +64,6 @@ pub mod playback;
 pub mod probe;
 pub mod recorder;
 pub mod store;
+#[cfg(feature = "ui")]
+pub mod ui;
 pub mod upload;

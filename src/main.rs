@@ -11,7 +11,7 @@ use edgerec::store::{fsck, fsutil, Store};
 
 #[derive(Parser)]
 #[command(
-    version = edgerec::LONG_VERSION,
+    version = edgerec::long_version(),
     about = "Video recorder for edge gateways: RTSP cameras to fMP4 segments on the card"
 )]
 struct Cli {

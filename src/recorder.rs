@@ -161,6 +161,11 @@ pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> anyhow::Result<()> {
                 max_bytes: cfg.storage.max_size_bytes,
                 started: std::time::Instant::now(),
                 upload: upload.clone(),
+                configuration_url: cfg
+                    .http
+                    .public_url
+                    .clone()
+                    .filter(|_| cfg!(feature = "ui") && cfg.http.listen.is_some()),
             };
             match crate::mqtt::spawn(m.clone(), ctx, mqtt_stop.clone()) {
                 Ok(t) => Some(t),

@@ -24,6 +24,8 @@ fn mqtt_site(cam: &TestCam, broker_url: &str, extra: &str) -> Site {
         ],
     );
     let mut text = std::fs::read_to_string(&site.config).unwrap();
+    // `[http]` is the last table Site writes: the browser page's public URL goes there.
+    text += "public_url = \"http://gw.test:8080/\"\n";
     text += &format!(
         "[mqtt]\nurl = \"{broker_url}\"\nkeep_alive = \"PT5S\"\nstate_interval = \"PT2S\"\n{extra}\n"
     );
@@ -137,6 +139,11 @@ fn state_switch_commands_events_discovery_and_last_will() {
         m.topic == "homeassistant/switch/edgerec_test-gw_a_recording/config"
     });
     assert_eq!(sw.json()["command_topic"], format!("{r}/a/recording/set"));
+    // The device's "Visit" link is the recorder's browser page.
+    assert_eq!(
+        sw.json()["device"]["configuration_url"],
+        "http://gw.test:8080/"
+    );
     peer.wait(T, "HA binary sensor", |m| {
         m.topic == "homeassistant/binary_sensor/edgerec_test-gw_b_connected/config"
     });

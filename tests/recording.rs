@@ -263,7 +263,7 @@ fn eviction_keeps_usage_under_the_limit() {
             .unwrap()
     };
     assert!(text.contains(&format!(
-        "edgerec_build_info{{version=\"{}\",features=\"upload,mqtt\"}} 1",
+        "edgerec_build_info{{version=\"{}\",features=\"upload,mqtt,ui\"}} 1",
         env!("CARGO_PKG_VERSION")
     )));
     assert!(plain("process_resident_memory_bytes") > 1e6);

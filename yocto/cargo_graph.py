@@ -1,5 +1,5 @@
 """The firmware's crate graph, from `cargo metadata`: aarch64 Linux, `--no-default-features
---features upload,mqtt` (what the Yocto recipe builds by default). Shared by
+--features upload,mqtt,ui` (what the Yocto recipe builds by default). Shared by
 yocto/gen-license-inc.py (what the binary links) and .ci/check-rust-version.py (what must compile).
 """
 import json
@@ -12,7 +12,7 @@ def firmware_packages(linked_only):
     otherwise follow build dependencies too and keep proc macros (everything that is compiled)."""
     meta = json.loads(subprocess.check_output([
         "cargo", "metadata", "--format-version", "1", "--locked", "--no-default-features",
-        "--features", "upload,mqtt", "--filter-platform", "aarch64-unknown-linux-gnu"]))
+        "--features", "upload,mqtt,ui", "--filter-platform", "aarch64-unknown-linux-gnu"]))
     pkgs = {p["id"]: p for p in meta["packages"]}
     nodes = {n["id"]: n for n in meta["resolve"]["nodes"]}
     kinds = (None,) if linked_only else (None, "build")

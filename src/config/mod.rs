@@ -146,6 +146,7 @@ struct RawHttp {
     listen: String,
     token_file: Option<PathBuf>,
     max_export: Option<String>,
+    public_url: Option<String>,
 }
 
 impl Default for RawHttp {
@@ -154,6 +155,7 @@ impl Default for RawHttp {
             listen: DEFAULT_HTTP_LISTEN.into(),
             token_file: None,
             max_export: None,
+            public_url: None,
         }
     }
 }
@@ -638,6 +640,11 @@ pub struct HttpConfig {
     /// Longest time range one MP4 export may span (`max_export`, default [`DEFAULT_MAX_EXPORT`],
     /// PT1M to P1D); longer requests get 400.
     pub max_export: Duration,
+    /// Where people reach this recorder's browser page (`public_url`, an `http://` or
+    /// `https://` URL), announced to Home Assistant as the device's `configuration_url`. `None`
+    /// when not set and `listen` is loopback, unspecified (`0.0.0.0`) or `off`; a specific
+    /// address gives `http://<listen>/`.
+    pub public_url: Option<String>,
 }
 
 /// Default of `http.max_export`: 6 hours.
@@ -793,11 +800,26 @@ fn http_config(h: RawHttp) -> Result<HttpConfig, ConfigError> {
             d
         }
     };
+    let public_url = match &h.public_url {
+        None => None,
+        Some(v) => match url::Url::parse(v) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                Some(u.to_string())
+            }
+            _ => {
+                return Err(rule(
+                    "http.public_url",
+                    format!("must be an http:// or https:// URL with a host, got {v:?}"),
+                ))
+            }
+        },
+    };
     if h.listen == "off" {
         return Ok(HttpConfig {
             listen: None,
             token_file: h.token_file,
             max_export,
+            public_url,
         });
     }
     let addr: std::net::SocketAddr = h.listen.parse().map_err(|_| {
@@ -818,10 +840,14 @@ fn http_config(h: RawHttp) -> Result<HttpConfig, ConfigError> {
             ),
         ));
     }
+    let public_url = public_url.or_else(|| {
+        (!addr.ip().is_loopback() && !addr.ip().is_unspecified()).then(|| format!("http://{addr}/"))
+    });
     Ok(HttpConfig {
         listen: Some(addr),
         token_file: h.token_file,
         max_export,
+        public_url,
     })
 }
 
@@ -1160,6 +1186,26 @@ mod tests {
         assert_eq!(key_of(e), "http.listen");
         let t = format!("{base}[http]\nlisten = \"off\"\n");
         assert_eq!(Config::parse(&t).unwrap().http.listen, None);
+        // The page's public URL: set, derived from a specific address, or unknown.
+        assert_eq!(c.http.public_url, None);
+        let t = format!("{base}[http]\nlisten = \"0.0.0.0:8080\"\ntoken_file = \"/t\"\n");
+        assert_eq!(Config::parse(&t).unwrap().http.public_url, None);
+        let t = format!("{base}[http]\nlisten = \"10.0.0.5:8080\"\ntoken_file = \"/t\"\n");
+        assert_eq!(
+            Config::parse(&t).unwrap().http.public_url.as_deref(),
+            Some("http://10.0.0.5:8080/")
+        );
+        let t = format!("{base}[http]\npublic_url = \"https://gw.example/\"\n");
+        assert_eq!(
+            Config::parse(&t).unwrap().http.public_url.as_deref(),
+            Some("https://gw.example/")
+        );
+        for bad in ["gw.example:8080", "ftp://gw/", "http://"] {
+            let t = format!("{base}[http]\npublic_url = \"{bad}\"\n");
+            let e = Config::parse(&t).unwrap_err();
+            assert!(e.to_string().contains("http:// or https://"), "{e}");
+            assert_eq!(key_of(e), "http.public_url");
+        }
     }
 
     /// The README's configuration reference is a valid config (docs stay in step with the parser),

@@ -97,7 +97,7 @@ pub fn render(st: &AppState, held: &[(String, i64, i64)]) -> String {
             format!(
                 "{{version=\"{}\",features=\"{}\"}}",
                 env!("CARGO_PKG_VERSION"),
-                crate::FEATURES
+                crate::features()
             ),
             1.0,
         )],

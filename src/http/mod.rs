@@ -123,8 +123,30 @@ pub fn router(state: Shared) -> Router {
             "/healthz",
             get(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
         )
+        .merge(page(state.tokens.is_some()))
         .layer(tower_http::cors::CorsLayer::permissive())
         .with_state(state)
+}
+
+/// The browser page ([`crate::ui`]), outside the token check: it holds no data.
+#[cfg(feature = "ui")]
+fn page(token_required: bool) -> Router<Shared> {
+    crate::ui::router(token_required)
+}
+
+/// Without the `ui` feature, `/` says why there is no page.
+#[cfg(not(feature = "ui"))]
+fn page(_token_required: bool) -> Router<Shared> {
+    Router::new().route(
+        "/",
+        get(|| async {
+            ApiError::not_found(
+                "NoBrowserPage",
+                "this build of edgerec has no browser page (cargo feature `ui` left out); \
+                 the API is at /api/cameras",
+            )
+        }),
+    )
 }
 
 /// The token a request presents: the `Authorization: Bearer` header or the `token` query
@@ -294,9 +316,18 @@ fn read_init(root: &Path, seg: &crate::index::SegmentRow) -> Option<crate::mp4::
 
 use crate::store::layout::safe_join;
 
+/// `GET /api/cameras`: every configured camera (and any other with media on the card), with
+/// its state, and the uplink's (`null` without an uploader). Fields: docs/playback.md, "Routes".
 async fn cameras(State(st): State<Shared>) -> Response {
     let r = blocking(move || {
         let totals = st.catalog.totals()?;
+        let open_clips = st.catalog.open_clips()?;
+        let upload = st.upload.get().map(|u| u.snapshot());
+        let backlog = if upload.is_some() {
+            Some(st.catalog.upload_backlog_by_camera()?)
+        } else {
+            None
+        };
         let mut ids: Vec<String> = st.cameras.iter().map(|c| c.id.clone()).collect();
         for (c, _, _) in &totals {
             if !ids.contains(c) {
@@ -312,20 +343,40 @@ async fn cameras(State(st): State<Shared>) -> Response {
                 .iter()
                 .find(|t| t.0 == id)
                 .map_or((0, 0), |t| (t.1, t.2));
+            let evr = entry.is_some_and(|c| c.mode == crate::config::Mode::Evr);
+            let open_clip = open_clips.iter().find(|c| c.camera == id);
+            let camera_backlog = backlog.as_ref().map(|b| {
+                let (n, bytes) = b.iter().find(|x| x.0 == id).map_or((0, 0), |x| (x.1, x.2));
+                serde_json::json!({ "segments": n, "bytes": bytes })
+            });
             out.push(serde_json::json!({
                 "id": id,
                 "configured": entry.is_some(),
+                "mode": if evr { "evr" } else { "cvr" },
                 "recording": status.is_some_and(|s| s.recording.load(Ordering::Relaxed))
                     || st.catalog.open_segment(&id).is_some(),
                 "connected": status.is_some_and(|s| s.connected.load(Ordering::Relaxed)),
                 "reconnects": status.map_or(0, |s| s.reconnects.load(Ordering::Relaxed)),
+                "clipOpen": open_clip.is_some(),
+                "openClipId": open_clip.map(|c| c.id),
                 "firstMediaTime": bounds.map(|b| format_full(b.0)),
                 "lastMediaTime": bounds.map(|b| format_full(b.1)),
                 "segments": segments,
                 "bytesHeld": bytes,
+                "uploadBacklog": camera_backlog,
             }));
         }
-        Ok(serde_json::json!({ "cameras": out }).to_string())
+        let uplink = upload.map(|u| {
+            serde_json::json!({
+                "state": u.state,
+                "backlogSegments": u.backlog_segments,
+                "backlogBytes": u.backlog_bytes,
+                "oldestPending": u.oldest_pending_utc_ns.map(format_full),
+                "lastUpload": u.last_success_utc_ns.map(format_full),
+                "lastError": u.last_error.map(|e| e.1),
+            })
+        });
+        Ok(serde_json::json!({ "cameras": out, "uplink": uplink }).to_string())
     })
     .await;
     match r {

@@ -666,6 +666,23 @@ impl Index {
             })?)
     }
 
+    /// The upload backlog per camera: (camera, segments, bytes), as [`Self::upload_backlog`]
+    /// counts them; cameras with none are left out.
+    pub fn upload_backlog_by_camera(&self) -> Result<Vec<(String, u64, u64)>, IndexError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT camera, COUNT(*), COALESCE(SUM(size_bytes), 0) FROM segment \
+             WHERE state = 1 AND uploaded_utc_ns IS NULL AND keep != 0 GROUP BY camera",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Records that segment `id` was uploaded at `at_utc_ns` (no-op for a row that is gone).
     pub fn set_uploaded(&self, id: i64, at_utc_ns: i64) -> Result<(), IndexError> {
         self.conn

@@ -35,13 +35,17 @@ pub fn object_id(id: &str, ids: &[&str]) -> String {
 pub fn discovery(ctx: &Context, t: &Topics) -> Vec<(String, Value)> {
     let dev = &ctx.device_id;
     let node = dev.replace('.', "_");
-    let device = json!({
+    let mut device = json!({
         "identifiers": [format!("edgerec_{node}")],
         "name": format!("edgerec {dev}"),
         "manufacturer": "edgerec",
         "model": "edge video recorder",
         "sw_version": env!("CARGO_PKG_VERSION"),
     });
+    // Home Assistant's "Visit" link on the device page: the recorder's browser page.
+    if let Some(u) = &ctx.configuration_url {
+        device["configuration_url"] = json!(u);
+    }
     let avail = t.available();
     let ids: Vec<&str> = ctx.cameras.iter().map(|c| c.id.as_str()).collect();
     let origin = json!({

@@ -78,6 +78,9 @@ pub struct Context {
     pub upload: Option<Arc<crate::upload::UploadShared>>,
     /// The storage directory (where the announced discovery topics are remembered).
     pub storage_path: std::path::PathBuf,
+    /// The browser page's URL (`http.public_url`), Home Assistant's `configuration_url` of the
+    /// device; `None` in a build without the page or when it is not known.
+    pub configuration_url: Option<String>,
 }
 
 /// Builds the rumqttc options: MQTT 5, stable client id, persistent session (`clean_start =

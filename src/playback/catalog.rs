@@ -142,6 +142,16 @@ impl Catalog {
         self.ix(|ix| ix.clips_overlapping(camera, from, to))
     }
 
+    /// The open EVR clips (at most one per camera).
+    pub fn open_clips(&self) -> Result<Vec<crate::index::ClipRow>, IndexError> {
+        self.ix(|ix| ix.open_clips())
+    }
+
+    /// Per camera with a backlog: (camera, segments, bytes) not uploaded yet.
+    pub fn upload_backlog_by_camera(&self) -> Result<Vec<(String, u64, u64)>, IndexError> {
+        self.ix(|ix| ix.upload_backlog_by_camera())
+    }
+
     /// Clip `id` of `camera`, if there is one.
     pub fn clip(&self, camera: &str, id: i64) -> Result<Option<crate::index::ClipRow>, IndexError> {
         self.ix(|ix| ix.clip(camera, id))

@@ -16,7 +16,7 @@ CVE_PRODUCT = "edgerec"
 
 DEPENDS = "gstreamer1.0 gstreamer1.0-plugins-base sqlite3"
 
-PV = "0.2.0+git"
+PV = "0.3.0+git"
 
 SRC_URI = "git://github.com/edgerec/edgerec.git;protocol=https;branch=main"
 # The recipe lives in the repository it builds: pin a commit here for reproducible images.
@@ -42,12 +42,14 @@ python () {
         raise bb.parse.SkipRecipe('edgerec needs Rust %s or newer, RUSTVERSION is %s: add the scarthgap/rust branch of meta-lts-mixins' % (need, have))
 }
 
-# Optional parts (cargo features): "upload" (S3, Azure Blob, a share) and "mqtt". A record-only
-# image leaves both out: PACKAGECONFIG:pn-edgerec = "". The RTSP test camera (feature "testcam")
-# needs gst-rtsp-server and is never shipped.
-PACKAGECONFIG ??= "upload mqtt"
+# Optional parts (cargo features): "upload" (S3, Azure Blob, a share), "mqtt", and "ui" (the
+# browser page at /, with hls.js embedded: Apache-2.0, listed in edgerec-licenses.inc). A
+# record-only image leaves them out: PACKAGECONFIG:pn-edgerec = "". The RTSP test camera
+# (feature "testcam") needs gst-rtsp-server and is never shipped.
+PACKAGECONFIG ??= "upload mqtt ui"
 PACKAGECONFIG[upload] = ""
 PACKAGECONFIG[mqtt] = ""
+PACKAGECONFIG[ui] = ""
 CARGO_BUILD_FLAGS += "--no-default-features --features '${@','.join(d.getVar('PACKAGECONFIG').split())}' --bin edgerec"
 
 USERADD_PACKAGES = "${PN}"
