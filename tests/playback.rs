@@ -431,3 +431,79 @@ fn live_playback_follows_the_camera() {
         &site.dir.path().join("dash-live.png"),
     );
 }
+
+/// A card written by edgerec 0.2 (segment files with media time from 1970) keeps playing beside
+/// files written now (media time from each file's start), before and after `fsck --rebuild`.
+#[test]
+fn a_card_from_0_2_plays_beside_new_files() {
+    require("ffmpeg");
+    let cam = TestCam::start(&["--gop", "50"]);
+    let site = Site::new(
+        "max_size_mib = 512\nmin_free_mib = 0\nsegment_length = \"PT30S\"",
+        &[("cam", cam.url(), "")],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(60), "10 s of media", || {
+        try_ranges(&site).is_some_and(|r| r.last().is_some_and(|r| r.1 - r.0 >= 10.0))
+    });
+    assert!(rec.terminate().0);
+    // Turn the card into what 0.2 wrote: every file with the muxer's absolute times, which is
+    // exactly what the playback view serves.
+    let old = site.complete();
+    assert!(!old.is_empty());
+    for row in &old {
+        let path = site.store().join(&row.path);
+        let view = edgerec::store::timebase::PlaybackView::open(&path, row).unwrap();
+        let mut bytes = vec![0u8; view.len() as usize];
+        view.read_at(0, &mut bytes).unwrap();
+        drop(view);
+        let first = |b: &[u8]| {
+            edgerec::mp4::fragment_decode_time(&b[row.init_size_bytes as usize..]).unwrap()
+        };
+        assert_eq!(first(&bytes), row.decode_time);
+        assert!(row.decode_time > 1 << 32, "tfdt counts from 1970");
+        std::fs::write(&path, &bytes).unwrap();
+    }
+    // New files next to them (a new run: the recorder was stopped meanwhile).
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(60), "a second span of 10 s", || {
+        try_ranges(&site).is_some_and(|r| r.len() == 2 && r[1].1 - r[1].0 >= 10.0)
+    });
+    let every_frame = |site: &Site, what: &str| {
+        let r = ranges(site);
+        let path = format!(
+            "/cam/content.ism/manifest(format=m3u8-aapl,startTime={},endTime={}).m3u8",
+            iso(r[0].0),
+            iso(r[1].0 + 8.0)
+        );
+        let m3u8 = get_text(site.http_port, &path);
+        assert_eq!(m3u8.matches("#EXT-X-DISCONTINUITY\n").count(), 1, "{m3u8}");
+        let dur = extinf_sum(&m3u8);
+        let (frames, err) = ffmpeg_frames(&format!("http://127.0.0.1:{}{path}", site.http_port));
+        assert!(err.is_empty(), "{what}: ffmpeg HLS: {err}");
+        assert!(
+            (frames as f64 - dur * 25.0).abs() <= 2.0,
+            "{what}: HLS decoded {frames} frames for {dur} s at 25 fps"
+        );
+    };
+    every_frame(&site, "old and new files");
+    assert!(rec.terminate().0);
+    let (ok, text) = site.fsck(&[]);
+    assert!(ok, "fsck: {text}");
+    let (code, text) = site.fsck_code(&["--rebuild"]);
+    assert_eq!(code, 0, "fsck --rebuild: {text}");
+    // The rebuilt index gives the old files their own base and the new ones one that goes on.
+    let rebuilt = site.complete();
+    let old_row = rebuilt.iter().find(|r| r.path == old[0].path).unwrap();
+    assert_eq!(old_row.decode_time, old[0].decode_time);
+    let _rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(30), "serving after the rebuild", || {
+        try_ranges(&site).is_some_and(|r| r.len() >= 2)
+    });
+    every_frame(&site, "after fsck --rebuild");
+    // Every file decodes; the old ones still start in 1970's terms (they are not migrated).
+    for f in site.media_files() {
+        let e = ffmpeg_errors(&f);
+        assert!(e.is_empty(), "{}: {e}", f.display());
+    }
+}
