@@ -271,6 +271,8 @@ fn mounted_share() {
         let obj = share.path().join(key_of("", &s));
         let local = std::fs::read(site.store().join(&s.path)).unwrap();
         assert!(std::fs::read(&obj).unwrap() == local, "{}", obj.display());
+        // The object plays on its own: start 0, its own duration (issue 14).
+        assert_plays_alone(&obj, &s);
         // The rate cap: recorded as uploaded no sooner than size / rate after the segment ended.
         let due_ns = (s.size_bytes as f64 * 8.0 / 2_000_000.0 * 1e9) as i64;
         let took = s.uploaded_utc_ns.unwrap() - s.end_utc_ns();
