@@ -1,17 +1,8 @@
-//! Camera ingest: one GStreamer pipeline per camera, rebuilt on every loss (DESIGN section 3).
-//!
-//! `rtspsrc → rtph26Xdepay → h26Xparse → h26Xtimestamper → isofmp4mux → appsink`. The appsink
-//! callback does no I/O: it tells the init segment (`HEADER|DISCONT`) from fragments (`HEADER`),
-//! stamps each fragment with its UTC time, and hands it to the storage writer. A supervisor thread
-//! per camera watches the bus and a data watchdog on the depayloader; on any loss (error, EOS it did
-//! not ask for, no data for `stall_timeout`) it pushes EOS into the muxer so the half-built fragment
-//! is kept, tears the pipeline down and rebuilds it after an exponential backoff from 1 s to 30 s
-//! growing by a factor of 1.2 per failure, with ±10 % jitter: 15 s into an outage the next attempt
-//! is at most about 4 s away (a rebooting camera is back on record within 5 s of its return), and
-//! a camera that stays away is asked every 30 s after about 3 minutes.
-//! Storage and index work do not belong here.
+//! The camera loop: builds the pipeline, watches its bus and a data watchdog, and on any loss
+//! flushes the muxer, tears the pipeline down and rebuilds it after the backoff (see the
+//! module docs of [`super`]).
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,414 +11,22 @@ use gstreamer as gst;
 use gstreamer_app as gst_app;
 use tracing::{debug, info, warn};
 
-use crate::backoff::Backoff;
+use super::rtspsrc::{attach_chain, rtsp_source};
+use super::sink::SinkState;
+use super::{camera_backoff, make_element, CameraStatus};
 use crate::clock::{mono_ns, now_utc_ns};
 use crate::config::motion::Sample;
 use crate::config::{CameraConfig, PipelineElements, TimeSource, Transport};
 use crate::motion::analyser::Analyser;
 use crate::motion::branch::{KeyframeBranch, Substream, TimelineFn};
-use crate::store::segfile::Payload;
 use crate::store::segmenter::RunReason;
-use crate::store::writer::{Fragment, WriterHandle, WriterMsg};
-
-/// Initialises GStreamer and registers the statically linked fMP4 muxer (`isofmp4mux`).
-pub fn init_gstreamer() -> Result<(), gst::glib::Error> {
-    gst::init()?;
-    gstfmp4::plugin_register_static()
-        .map_err(|e| gst::glib::Error::new(gst::CoreError::Failed, &e.to_string()))?;
-    Ok(())
-}
-
-/// A fragment as the muxer produced it: a buffer list written with one `writev` where possible.
-struct BufferListPayload(gst::BufferList);
-
-impl Payload for BufferListPayload {
-    fn len(&self) -> usize {
-        self.0.iter().map(|b| b.size()).sum()
-    }
-    fn write_to(&self, f: &mut std::fs::File) -> std::io::Result<()> {
-        use std::io::Write;
-        let maps: Vec<gst::BufferMap<'_, gst::buffer::Readable>> = self
-            .0
-            .iter()
-            .map(|b| b.map_readable())
-            .collect::<Result<_, _>>()
-            .map_err(|_| std::io::Error::other("buffer not readable"))?;
-        let mut slices: Vec<std::io::IoSlice<'_>> = maps
-            .iter()
-            .map(|m| std::io::IoSlice::new(m.as_slice()))
-            .collect();
-        let mut rest = &mut slices[..];
-        while !rest.is_empty() {
-            let n = f.write_vectored(rest)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::WriteZero.into());
-            }
-            std::io::IoSlice::advance_slices(&mut rest, n);
-        }
-        Ok(())
-    }
-    fn edit_head(&mut self, edit: &mut dyn FnMut(&mut [u8]) -> bool) -> bool {
-        // The muxer hands the fragment header (styp, prft, moof, mdat header) over as the first
-        // buffer; making it writable copies those few hundred bytes at most.
-        let Some(b) = self.0.make_mut().get_mut(0) else {
-            return false;
-        };
-        let Ok(mut m) = b.map_writable() else {
-            return false;
-        };
-        edit(m.as_mut_slice())
-    }
-}
-
-/// Growth of the reconnect delay per failed attempt.
-pub const BACKOFF_FACTOR: f64 = 1.2;
-
-/// A new element of `factory`. Errors: the element is not installed, named in the message.
-pub fn make_element(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|_| format!("GStreamer element {factory:?} is not available"))
-}
-
-/// Adds `chain` to `pipeline`, links it in order, starts it (downstream first) and links the
-/// new `rtspsrc` pad `pad` to its head. Errors: a link is refused (caps) or an element does not
-/// start, in words.
-pub fn attach_chain(
-    pipeline: &gst::Pipeline,
-    pad: &gst::Pad,
-    chain: &[&gst::Element],
-) -> Result<(), String> {
-    pipeline.add_many(chain).map_err(|e| e.to_string())?;
-    gst::Element::link_many(chain).map_err(|e| format!("link: {e}"))?;
-    for e in chain.iter().rev() {
-        e.sync_state_with_parent().map_err(|e| e.to_string())?;
-    }
-    let head = chain.first().ok_or("empty chain")?;
-    pad.link(
-        &head
-            .static_pad("sink")
-            .ok_or("the chain's head has no sink pad")?,
-    )
-    .map_err(|e| format!("link rtspsrc: {e:?}"))?;
-    Ok(())
-}
-
-/// An `rtspsrc` set up for camera `cfg` as every connection to it is (the recorder's runs and
-/// `edgerec probe`): URL, jitter-buffer latency, transport, credentials (never logged) and the
-/// stall timeout as both the TCP and the UDP receive timeout.
-///
-/// Errors: the `rtspsrc` element is missing (gst-plugins-good not installed).
-pub fn rtsp_source(cfg: &CameraConfig) -> Result<gst::Element, String> {
-    let src = make_element("rtspsrc")?;
-    src.set_property("location", &cfg.url);
-    src.set_property("latency", cfg.latency_ms);
-    src.set_property_from_str(
-        "protocols",
-        match cfg.transport {
-            Transport::Tcp => "tcp",
-            Transport::Udp => "udp",
-        },
-    );
-    if let Some(u) = &cfg.username {
-        src.set_property("user-id", u);
-    }
-    if let Some(p) = &cfg.password {
-        src.set_property("user-pw", p);
-    }
-    src.set_property("tcp-timeout", cfg.stall_timeout.as_micros() as u64);
-    src.set_property("timeout", cfg.stall_timeout.as_micros() as u64);
-    Ok(src)
-}
-
-/// The camera reconnect backoff: 1 s growing ×[`BACKOFF_FACTOR`] per failure to 30 s, ±10 % jitter.
-pub fn camera_backoff() -> Backoff {
-    Backoff::new(
-        Duration::from_secs(1),
-        Duration::from_secs(30),
-        BACKOFF_FACTOR,
-        0.1,
-    )
-}
-
-/// Live status of one camera, shared with status reporting.
-#[derive(Debug, Default)]
-pub struct CameraStatus {
-    /// Whether the pipeline is delivering media.
-    pub connected: AtomicBool,
-    /// Pipeline rebuilds after a loss.
-    pub reconnects: AtomicU64,
-    /// Fragment bytes handed to the writer.
-    pub bytes: AtomicU64,
-    /// UTC ns of the last fragment handed on (0: none yet).
-    pub last_fragment_utc_ns: AtomicI64,
-    /// The recording switch is off ([`crate::control`]): the supervisor flushes the last
-    /// fragment, ends the run and waits until it is on again (checked every 50 ms).
-    pub switched_off: AtomicBool,
-    /// The supervisor is recording (running or retrying a pipeline): false while switched off
-    /// or stopped. It follows `switched_off` once the change took effect.
-    pub recording: AtomicBool,
-    /// Why the last pipeline run was lost (empty before the first loss).
-    pub last_loss: Mutex<String>,
-    /// Motion detection counters and events (all zero when motion is off).
-    pub motion: Arc<crate::motion::MotionStatus>,
-}
+use crate::store::writer::{WriterHandle, WriterMsg};
 
 /// Why a pipeline run ended.
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_camera_back_from_a_reboot_is_tried_again_within_4_5_s_whatever_the_jitter() {
-        for u in [0.0, 0.25, 0.5, 0.75, 1.0] {
-            let mut b = camera_backoff();
-            let (mut t, mut attempts) = (Duration::ZERO, Vec::new());
-            while t < Duration::from_secs(60) {
-                t += b.next_delay_with(u);
-                attempts.push(t);
-            }
-            // A camera that returns 5 to 16 s into an outage (a reboot) is tried again within 4.5 s.
-            for tenth in 50..=160 {
-                let back = Duration::from_millis(tenth * 100);
-                let next = *attempts.iter().find(|at| **at >= back).unwrap();
-                assert!(
-                    next - back <= Duration::from_millis(4500),
-                    "jitter {u}: back at {back:?}, next attempt at {next:?}"
-                );
-            }
-        }
-    }
-}
-
-#[derive(Debug)]
 enum Ended {
     Stopped,
     SwitchedOff,
     Lost(String),
-}
-
-/// Maps a run's media timeline onto UTC.
-struct Timeline {
-    base_utc_ns: i64,
-    base_running_ns: u64,
-    wall_minus_mono_ns: i64,
-    /// Anchored on the camera's RTCP sender-report clock rather than the system clock.
-    from_camera: bool,
-}
-
-/// How long fragments are held waiting for the first RTCP sender report.
-const RTCP_WAIT: Duration = Duration::from_secs(5);
-
-/// A fragment waiting for its time.
-struct Held {
-    payload: BufferListPayload,
-    decode_time: u64,
-    running_ns: u64,
-    duration_ns: u64,
-    new_run: Option<RunReason>,
-    /// Its time by the system clock if it arrived while no timeline existed; used if no sender
-    /// report ever comes.
-    system_utc_ns: Option<i64>,
-}
-
-struct SinkState {
-    camera: Arc<str>,
-    writer: WriterHandle,
-    status: Arc<CameraStatus>,
-    time_source: TimeSource,
-    timeline: Option<Timeline>,
-    next_new_run: Option<RunReason>,
-    pending: Vec<Held>,
-    pending_since: Option<Instant>,
-    rtcp_missing: bool,
-}
-
-impl SinkState {
-    fn on_sample(&mut self, sink: &gst_app::AppSink) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-        let Some(mut list) = sample.buffer_list_owned() else {
-            return Ok(gst::FlowSuccess::Ok);
-        };
-        if list.is_empty() {
-            return Ok(gst::FlowSuccess::Ok);
-        }
-        let first = list.get(0).expect("non-empty");
-        if first
-            .flags()
-            .contains(gst::BufferFlags::DISCONT | gst::BufferFlags::HEADER)
-        {
-            let data = first
-                .map_readable()
-                .map_err(|_| gst::FlowError::Error)?
-                .to_vec();
-            self.writer.send(WriterMsg::Init {
-                camera: self.camera.clone(),
-                data,
-            });
-            list.make_mut().remove(0..1);
-            if list.is_empty() {
-                return Ok(gst::FlowSuccess::Ok);
-            }
-        }
-        let first = list.get(0).expect("non-empty");
-        let duration_ns = first.duration().map(|d| d.nseconds()).unwrap_or(0);
-        let segment = sample
-            .segment()
-            .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
-        let running = first
-            .pts()
-            .and_then(|p| segment.as_ref().and_then(|s| s.to_running_time(p)))
-            .map(|t| t.nseconds())
-            .unwrap_or(0);
-        let now_utc = now_utc_ns();
-        let wall_minus_mono = now_utc - mono_ns();
-        let prft = if self.time_source == TimeSource::Rtcp {
-            first
-                .map_readable()
-                .ok()
-                .and_then(|m| crate::mp4::prft_utc_ns(m.as_slice()))
-        } else {
-            None
-        };
-        debug!(camera = %self.camera, running_ms = running / 1_000_000, duration_ms = duration_ns / 1_000_000,
-               prft = ?prft, "fragment");
-        if let Some(t) = &self.timeline {
-            let stepped = match (t.from_camera, prft) {
-                // Camera time: a jump of the sender-report clock against media time.
-                (true, Some(p)) => {
-                    (p - (t.base_utc_ns + running as i64 - t.base_running_ns as i64)).abs()
-                        > 1_000_000_000
-                }
-                // System time: a jump of the real-time clock against the monotonic clock.
-                (false, _) => (wall_minus_mono - t.wall_minus_mono_ns).abs() > 1_000_000_000,
-                (true, None) => false,
-            };
-            if stepped {
-                warn!(camera = %self.camera, "clock stepped by more than 1 s: starting a new run");
-                self.timeline = None;
-                self.next_new_run.get_or_insert(RunReason::ClockStep);
-            }
-        }
-        let decode_time = first
-            .map_readable()
-            .ok()
-            .and_then(|m| crate::mp4::fragment_decode_time(m.as_slice()))
-            .unwrap_or(0);
-        let payload = BufferListPayload(list);
-        // Only a fragment that starts a timeline, or waits for a sender report, needs its system
-        // time; the others are stamped from the run's timeline.
-        let sys = self
-            .timeline
-            .is_none()
-            .then(|| self.system_timeline(sink, running, now_utc, wall_minus_mono));
-        let held = Held {
-            payload,
-            decode_time,
-            running_ns: running,
-            duration_ns,
-            new_run: self.next_new_run.take(),
-            system_utc_ns: sys.as_ref().map(|t| t.base_utc_ns),
-        };
-        if let Some(sys) = sys {
-            if let Some(p) = prft {
-                self.timeline = Some(Timeline {
-                    base_utc_ns: p,
-                    base_running_ns: running,
-                    wall_minus_mono_ns: wall_minus_mono,
-                    from_camera: true,
-                });
-                info!(camera = %self.camera, held = self.pending.len(),
-                      "timeline anchored to the camera's RTCP sender-report clock");
-            } else if self.time_source == TimeSource::Rtcp && !self.rtcp_missing {
-                // Hold fragments (bounded) until the first sender report says what time they are.
-                let since = *self.pending_since.get_or_insert_with(Instant::now);
-                self.pending.push(held);
-                if since.elapsed() < RTCP_WAIT {
-                    return Ok(gst::FlowSuccess::Ok);
-                }
-                warn!(camera = %self.camera, "no RTCP sender report within {RTCP_WAIT:?}: using the system clock");
-                self.rtcp_missing = true;
-                self.finish();
-                return Ok(gst::FlowSuccess::Ok);
-            } else {
-                self.timeline = Some(sys);
-            }
-        }
-        self.pending.push(held);
-        self.flush_pending();
-        Ok(gst::FlowSuccess::Ok)
-    }
-
-    /// A timeline from the system clock: the fragment starting at `running` was captured
-    /// (pipeline clock now − its running time) ago.
-    fn system_timeline(
-        &self,
-        sink: &gst_app::AppSink,
-        running: u64,
-        now_utc: i64,
-        wall_minus_mono: i64,
-    ) -> Timeline {
-        let age = match (sink.clock(), sink.base_time()) {
-            (Some(c), Some(b)) => c.time().nseconds().saturating_sub(b.nseconds() + running) as i64,
-            _ => 0,
-        };
-        Timeline {
-            base_utc_ns: now_utc - age,
-            base_running_ns: running,
-            wall_minus_mono_ns: wall_minus_mono,
-            from_camera: false,
-        }
-    }
-
-    /// Hands on fragments still held for a sender report, stamped by the system clock (the
-    /// pipeline ended or no report came).
-    fn finish(&mut self) {
-        if self.timeline.is_none() {
-            if let Some((h, utc)) = self
-                .pending
-                .first()
-                .and_then(|h| Some((h, h.system_utc_ns?)))
-            {
-                self.timeline = Some(Timeline {
-                    base_utc_ns: utc,
-                    base_running_ns: h.running_ns,
-                    wall_minus_mono_ns: now_utc_ns() - mono_ns(),
-                    from_camera: false,
-                });
-            }
-        }
-        self.flush_pending();
-    }
-
-    /// Stamps held fragments from the timeline and hands them to the writer, in order.
-    fn flush_pending(&mut self) {
-        let Some(t) = &self.timeline else { return };
-        let (base_utc, base_running) = (t.base_utc_ns, t.base_running_ns as i64);
-        self.pending_since = None;
-        for h in std::mem::take(&mut self.pending) {
-            let utc_ns = base_utc + (h.running_ns as i64 - base_running);
-            let n = h.payload.len() as u64;
-            let new_run = h.new_run.or(self.next_new_run.take());
-            let f = Fragment {
-                camera: self.camera.clone(),
-                payload: Box::new(h.payload),
-                utc_ns,
-                duration_ns: h.duration_ns,
-                decode_time: h.decode_time,
-                new_run,
-            };
-            if self.writer.send_fragment(f) {
-                self.status.bytes.fetch_add(n, Ordering::Relaxed);
-                self.status
-                    .last_fragment_utc_ns
-                    .store(utc_ns, Ordering::Relaxed);
-            } else {
-                warn!(camera = %self.camera, "writer queue full: fragment dropped");
-                self.next_new_run = Some(RunReason::Dropped);
-            }
-        }
-    }
 }
 
 /// Runs a camera until `stop` is set: builds the pipeline, watches it, rebuilds it on loss.
@@ -636,17 +235,13 @@ impl CameraSupervisor {
 
         let last_data_mono = Arc::new(AtomicI64::new(0));
         let mux_slot: Arc<Mutex<Option<gst::Element>>> = Arc::default();
-        let sink_state = Arc::new(Mutex::new(SinkState {
-            camera: camera.clone(),
-            writer: self.writer.clone(),
-            status: self.status.clone(),
-            time_source: self.cfg.time_source,
-            timeline: None,
-            next_new_run: Some(reason),
-            pending: Vec::new(),
-            pending_since: None,
-            rtcp_missing: false,
-        }));
+        let sink_state = Arc::new(Mutex::new(SinkState::new(
+            camera.clone(),
+            self.writer.clone(),
+            self.status.clone(),
+            self.cfg.time_source,
+            reason,
+        )));
         let link_error: Arc<Mutex<Option<String>>> = Arc::default();
         let branch_slot: Arc<Mutex<Option<KeyframeBranch>>> = Arc::default();
         let keyframe_motion = self
@@ -661,11 +256,7 @@ impl CameraSupervisor {
             let camera = camera.clone();
             let timeline: TimelineFn = {
                 let st = sink_state.clone();
-                Arc::new(move |running| {
-                    let st = st.lock().ok()?;
-                    let t = st.timeline.as_ref()?;
-                    Some(t.base_utc_ns + running as i64 - t.base_running_ns as i64)
-                })
+                Arc::new(move |running| st.lock().ok()?.utc_of(running))
             };
             let pipeline_weak = pipeline.downgrade();
             let elements = self.elements.clone();
