@@ -2,8 +2,9 @@
 //! `tests/browser/ui.mjs` through playwright-core, against a real recorder, test camera and
 //! camera outage: it asks for the token once, lists the camera with its state, shows the gap
 //! the outage made, plays from a click after the gap (frames decoded, the playing time after the
-//! gap), and downloads an MP4 export that ffprobe reads. The screenshot is kept as
-//! `target/ui-page.png` (a CI artifact).
+//! gap), downloads an MP4 export that ffprobe reads, and shows an EVR camera's clip and event on
+//! its timeline. The screenshots are kept as `target/ui-page.png` and `target/ui-page-evr.png`
+//! (CI artifacts).
 
 mod common;
 
@@ -63,7 +64,10 @@ fn the_page_lists_cameras_shows_the_gap_plays_after_it_and_exports() {
     let mut cam = TestCam::start(&["--gop", "25"]);
     let site = Site::new(
         "max_size_mib = 512\nmin_free_mib = 0\nsegment_length = \"PT30S\"",
-        &[("cam", cam.url(), "")],
+        &[
+            ("cam", cam.url(), ""),
+            ("gate", cam.url(), "mode = \"evr\""),
+        ],
     );
     let tokens = site.dir.path().join("tokens");
     std::fs::write(&tokens, format!("{TOKEN}\n")).unwrap();
@@ -116,6 +120,21 @@ fn the_page_lists_cameras_shows_the_gap_plays_after_it_and_exports() {
     );
     let s = spans(&site);
     let (gap_start, gap_end) = (s[0].1, s[1].0);
+    // An event on the EVR camera: a clip and an event marker for its timeline.
+    let (st, body) = http_post_json_with(
+        addr,
+        "/api/cameras/gate/events",
+        r#"{"label":"door"}"#,
+        &[&format!("Authorization: Bearer {TOKEN}")],
+    );
+    assert!(
+        st == 200 || st == 201,
+        "{st} {}",
+        String::from_utf8_lossy(&body)
+    );
+    wait_for(Duration::from_secs(20), "the gate's clip open", || {
+        api(&site, "/api/cameras")["cameras"][1]["clipOpen"] == true
+    });
 
     let downloads = site.dir.path().join("downloads");
     std::fs::create_dir_all(&downloads).unwrap();
@@ -136,11 +155,14 @@ fn the_page_lists_cameras_shows_the_gap_plays_after_it_and_exports() {
         )
     });
     let r: serde_json::Value = serde_json::from_str(line).unwrap();
-    if shot.exists() {
-        let keep = target_dir().join("ui-page.png");
-        let _ = std::fs::create_dir_all(target_dir());
-        std::fs::copy(&shot, &keep).unwrap();
-        eprintln!("screenshot: {}", keep.display());
+    for name in ["ui-page.png", "ui-page-evr.png"] {
+        let from = site.dir.path().join(name);
+        if from.exists() {
+            let keep = target_dir().join(name);
+            let _ = std::fs::create_dir_all(target_dir());
+            std::fs::copy(&from, &keep).unwrap();
+            eprintln!("screenshot: {}", keep.display());
+        }
     }
     assert!(r.get("error").is_none(), "ui.mjs: {r}");
     assert_eq!(r["steps"][0], "asked for a token", "{r}");
@@ -151,12 +173,19 @@ fn the_page_lists_cameras_shows_the_gap_plays_after_it_and_exports() {
 
     // The camera list, with its state.
     let cams = r["cameras"].as_array().unwrap();
-    assert_eq!(cams.len(), 1, "{r}");
+    assert_eq!(cams.len(), 2, "{r}");
     assert_eq!(cams[0]["id"], "cam");
     let text = cams[0]["text"].as_str().unwrap();
     assert!(
         text.contains("recording") && text.contains("connected") && text.contains("CVR"),
         "{text}"
+    );
+    let gate = cams[1]["text"].as_str().unwrap();
+    assert!(gate.contains("EVR") && gate.contains("clip open"), "{gate}");
+    // The EVR camera's timeline: its clip and the event that opened it.
+    assert!(
+        r["gateClips"].as_u64() == Some(1) && r["gateEvents"].as_u64() == Some(1),
+        "{r}"
     );
 
     // The timeline: two spans of media and the outage between them, where availableMedia says.

@@ -72,7 +72,7 @@ function renderCameras() {
       badge(c.connected ? 'connected' : 'disconnected', c.connected ? 'ok' : 'bad'),
       badge(c.mode.toUpperCase(), ''),
     ];
-    if (c.mode === 'evr') badges.push(badge(c.clipOpen ? 'clip open' : 'no clip open', c.clipOpen ? 'clip' : ''));
+    if (c.mode === 'evr') badges.push(badge(c.clipOpen ? 'clip open' : 'no clip open', c.clipOpen ? 'open-clip' : ''));
     if (c.uploadBacklog) {
       badges.push(badge(`backlog ${c.uploadBacklog.segments} (${mib(c.uploadBacklog.bytes)})`,
         c.uploadBacklog.segments ? '' : 'ok'));
@@ -97,6 +97,14 @@ function badge(text, cls) {
 }
 
 async function selectCamera(id) {
+  if (state.camera?.id !== id && state.hls) {
+    // Another camera: stop what the player shows of the previous one.
+    state.hls.destroy();
+    state.hls = null;
+    $('#video').removeAttribute('src');
+    $('#video').load();
+    $('#playing').textContent = '';
+  }
   state.camera = state.cameras.find((c) => c.id === id);
   renderCameras();
   $('#viewer').hidden = false;

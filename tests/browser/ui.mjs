@@ -62,8 +62,14 @@ try {
   out.download = join(downloads, download.suggestedFilename() || 'export.mp4');
   await download.saveAs(out.download);
   out.exportError = await page.textContent('#export-error');
-  out.message = await page.textContent('#message');
   await page.screenshot({ path: shot, fullPage: true });
+  // The EVR camera (the second one): its clip and the event that opened it on the timeline.
+  await page.click('.camera[data-camera="gate"]');
+  await page.waitForFunction(() => document.querySelectorAll('#lane-marks .clip').length >= 1, null, { timeout: 20000 });
+  out.gateClips = await page.$$eval('#lane-marks .clip', (els) => els.length);
+  out.gateEvents = await page.$$eval('#lane-marks .event', (els) => els.length);
+  out.message = await page.textContent('#message');
+  await page.screenshot({ path: shot.replace(/\.png$/, '-evr.png'), fullPage: true });
 } catch (e) {
   out.error = String(e);
 } finally {

@@ -467,9 +467,22 @@ pub fn http_post_json(
     path: &str,
     json: &str,
 ) -> (u16, Vec<u8>) {
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
+    http_post_json_with(addr, path, json, &[])
+}
+
+/// [`http_post_json`] with extra header lines (e.g. `Authorization: Bearer ..`).
+pub fn http_post_json_with(
+    addr: impl std::net::ToSocketAddrs,
+    path: &str,
+    json: &str,
+    headers: &[&str],
+) -> (u16, Vec<u8>) {
+    let mut req = format!("POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for h in headers {
+        req += &format!("{h}\r\n");
+    }
+    req += &format!(
+        "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{json}",
         json.len()
     );
     let (status, _, body) = http_exchange(addr, &req);
