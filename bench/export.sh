@@ -6,7 +6,11 @@
 #   E  curl of /cam/content.ism/export.mp4 for the whole range: time to first byte, total time,
 #      bytes; the recorder's RSS before and its peak (VmHWM) after;
 #   F  ffmpeg -f concat -c copy -movflags +faststart of the same segment files into one MP4 (a
-#      peer that stages a copy; what one would script without edgerec).
+#      peer that stages a copy; what one would script without edgerec);
+#   M  every fragment of the hour as an HLS player asks for it (the playlist's byte ranges of
+#      media/<id>.mp4, which adds each segment's media-time base back to the fragments' tfdt,
+#      docs/storage.md), one curl for all; peer: the same byte ranges read from the files with
+#      curl file://.
 # Figures, not pass/fail (the issue's target: RSS growth under 16 MiB). Needs a release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +62,31 @@ before=$(rss_kib "$srv" VmRSS)
 read -r ttfb total bytes < <(curl -s -o "$work/out.mp4" -w '%{time_starttransfer} %{time_total} %{size_download}\n' "$url")
 peak=$(rss_kib "$srv" VmHWM)
 frames=$(ffprobe -v error -select_streams v:0 -show_entries stream=nb_frames -of csv=p=0 "$work/out.mp4")
+m3u8="http://127.0.0.1:$hport/cam/content.ism/manifest(format=m3u8-aapl,startTime=$(iso "$t0"),endTime=$(iso $((t0 + MIN * 60 + 30)))).m3u8"
+curl -sf -g "$m3u8" > "$work/hls.m3u8"
+# One curl config per side: the playlist's byte ranges over HTTP, and the same ranges of the files.
+python3 - "$work" "$hport" <<'PY'
+import re, sqlite3, sys
+work, port = sys.argv[1], sys.argv[2]
+paths = dict(sqlite3.connect(f"{work}/store/index.sqlite3").execute("SELECT id, path FROM segment"))
+http, files, n, rng = [], [], 0, None
+for line in open(f"{work}/hls.m3u8"):
+    line = line.strip()
+    m = re.match(r"#EXT-X-BYTERANGE:(\d+)@(\d+)", line)
+    if m:
+        rng = (int(m[2]), int(m[2]) + int(m[1]) - 1)
+    elif line.startswith("media/") and rng:
+        sid = int(line[6:].split(".")[0])
+        http.append(f'url = "http://127.0.0.1:{port}/cam/content.ism/{line}"\nrange = "{rng[0]}-{rng[1]}"\noutput = "/dev/null"')
+        files.append(f'url = "file://{work}/store/{paths[sid]}"\nrange = "{rng[0]}-{rng[1]}"\noutput = "/dev/null"')
+        n, rng = n + 1, None
+open(f"{work}/http.curl", "w").write("\n".join(http) + "\n")
+open(f"{work}/files.curl", "w").write("\n".join(files) + "\n")
+open(f"{work}/nfrag", "w").write(str(n))
+PY
+nfrag=$(cat "$work/nfrag")
+t=$(date +%s.%N); curl -s -K "$work/http.curl"; media_http=$(python3 -c "import time; print(time.time() - $t)")
+t=$(date +%s.%N); curl -s -K "$work/files.curl"; media_files=$(python3 -c "import time; print(time.time() - $t)")
 kill -INT "$srv"; wait "$srv" || true
 
 find "$work/store/media" -name '*.mp4' | sort | sed "s|^|file '|; s|$|'|" > "$work/list.txt"
@@ -71,3 +100,5 @@ printf '  edgerec export.mp4: first byte %.3f s, total %.2f s; RSS %d KiB before
   "$ttfb" "$total" "$before" "$peak" "$((peak - before))"
 printf '  ffmpeg concat + faststart (staged copy): total %.2f s; edgerec/ffmpeg total %.2f\n' \
   "$peer" "$(python3 -c "print($total / $peer)")"
+printf '  %d fragments as HLS byte ranges of media/<id>.mp4: %.2f s; the same ranges from the files (curl file://): %.2f s; ratio %.2f\n' \
+  "$nfrag" "$media_http" "$media_files" "$(python3 -c "print($media_http / $media_files)")"
