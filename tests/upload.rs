@@ -170,21 +170,23 @@ fn overflow_evicts_the_oldest_unuploaded_and_resumes_from_the_oldest_left() {
             !evicted.is_empty()
         },
     );
-    let lost = metric(
-        &site,
-        "edgerec_camera_evicted_unuploaded_bytes_total{camera=\"cam\"}",
-    );
-    assert!(lost > 0.0, "the loss must be counted");
+    // The writer counts and logs an eviction just after it dropped the rows: wait for it.
+    wait_for(Duration::from_secs(10), "the loss counted", || {
+        metric(
+            &site,
+            "edgerec_camera_evicted_unuploaded_bytes_total{camera=\"cam\"}",
+        ) > 0.0
+    });
     assert!(
         metric(
             &site,
             "edgerec_camera_evicted_unuploaded_seconds_total{camera=\"cam\"}"
         ) > 20.0
     );
-    assert!(
-        rec.log_text().contains("uploaded=false"),
-        "the loss must be logged with its range: {}",
-        rec.log_text()
+    wait_for(
+        Duration::from_secs(10),
+        "the loss logged with its range",
+        || rec.log_text().contains("uploaded=false"),
     );
     // The uplink returns: upload starts from the oldest segment still on the card.
     let oldest_left = site
