@@ -1,74 +1,160 @@
 #!/usr/bin/env bash
-# bench/record.sh N SECONDS: records N test-camera streams (720p25, about 2 Mbit/s) with edgerec and,
-# side by side in the same run, with ffmpeg's segment muxer (how Frigate records). Prints CPU seconds
-# per stream-minute for both and their ratio, edgerec's peak RSS, and bytes written to disk per byte
-# of media. Figures, not pass/fail. Needs a release build (`make bench` does it).
-# TRANSPORT=udp compares both over RTP/UDP instead of RTP interleaved in RTSP/TCP (the default).
+# bench/record.sh N SECONDS [pattern|footage]: records N streams of one test camera side by side,
+# in the same run, with edgerec reading them through retina (source = "retina"), edgerec reading
+# them through rtspsrc (source = "rtspsrc"), and ffmpeg's segment muxer (how Frigate records, one
+# process per stream). Prints, for each: CPU seconds per stream-minute and the ratio to ffmpeg,
+# threads, context switches per second per stream, peak RSS, bytes written per media byte, and
+# fragments dropped. `pattern` (default) is the 720p25 test pattern at about 2 Mbit/s with a 2 s GOP;
+# `footage` is ../shared/testdata/vtest.avi (768x576, real people walking) re-encoded at 25 fps
+# with irregular GOPs (7, 23, 12, 31 frames).
+# bench/record.sh scale SECONDS: edgerec with the default source alone, at 4, 8 and 16 streams, to
+# show whether CPU per stream stays flat and nothing is dropped.
+# TRANSPORT=udp compares over RTP/UDP (retina is then left out: it does not do UDP).
+# Figures, not pass/fail. Needs a release build (`make bench` does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-N=${1:-4}
-SECS=${2:-60}
-TRANSPORT=${TRANSPORT:-tcp}
 bin=target/release
 [ -x "$bin/edgerec" ] || cargo build --release
 command -v ffmpeg >/dev/null || { echo "ffmpeg missing (make deps)" >&2; exit 1; }
 [ -x /usr/bin/time ] || { echo "/usr/bin/time missing (apt-get install time)" >&2; exit 1; }
+TRANSPORT=${TRANSPORT:-tcp}
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$bin/edgerec-testcam" --port "$port" --width 1280 --height 720 --fps 25 --gop 50 --bitrate 2000 > "$work/cam.log" 2>&1 &
-for _ in $(seq 100); do grep -q READY "$work/cam.log" && break; sleep 0.1; done
-url="rtsp://127.0.0.1:$port/stream"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
-{
-  printf 'device_id = "bench"\n[storage]\npath = "%s/edgerec"\nmax_size_mib = 8192\nmin_free_mib = 0\n' "$work"
-  for i in $(seq "$N"); do printf '[[camera]]\nid = "cam%d"\nurl = "%s"\nfragment_duration = "PT2S"\ntransport = "%s"\n' "$i" "$url" "$TRANSPORT"; done
-} > "$work/edgerec.toml"
+# start_camera KIND: one test camera (shared media: it encodes once for every client).
+start_camera() {
+  local port; port=$(free_port)
+  local args=(--port "$port" --fps 25 --bitrate 2000)
+  if [ "$1" = footage ]; then
+    local clip=../shared/testdata/vtest.avi
+    [ -f "$clip" ] || { echo "$clip missing" >&2; exit 1; }
+    args+=(--file "$clip" --width 768 --height 576 --gop-pattern 7,23,12,31)
+  else
+    args+=(--width 1280 --height 720 --gop 50)
+  fi
+  "$bin/edgerec-testcam" "${args[@]}" > "$work/cam-$1.log" 2>&1 &
+  for _ in $(seq 100); do grep -q READY "$work/cam-$1.log" && break; sleep 0.1; done
+  grep -q READY "$work/cam-$1.log" || { echo "test camera did not start" >&2; cat "$work/cam-$1.log" >&2; exit 1; }
+  url="rtsp://127.0.0.1:$port/stream"
+}
 
-# edgerec, one process for N cameras.
-/usr/bin/time -f '%U %S %M' -o "$work/edgerec.time" "$bin/edgerec" run --config "$work/edgerec.toml" 2> "$work/edgerec.log" &
-etime=$!
-# ffmpeg, one process per camera (as Frigate runs it).
+# edgerec_config NAME N SOURCE: a config recording N streams of $url into $work/NAME.
+edgerec_config() {
+  {
+    printf 'device_id = "bench"\n[storage]\npath = "%s/%s"\nmax_size_mib = 8192\nmin_free_mib = 0\n' "$work" "$1"
+    printf '[http]\nlisten = "127.0.0.1:%s"\n' "$(free_port)"
+    for i in $(seq "$2"); do
+      printf '[[camera]]\nid = "cam%d"\nurl = "%s"\nfragment_duration = "PT2S"\ntransport = "%s"\n' "$i" "$url" "$TRANSPORT"
+      [ -n "$3" ] && printf 'source = "%s"\n' "$3"
+    done
+  } > "$work/$1.toml"
+}
+
+# start_edgerec NAME: runs it under /usr/bin/time (user, system, peak RSS KiB, voluntary and
+# involuntary context switches of all its threads).
+declare -A tpid
+start_edgerec() {
+  /usr/bin/time -f '%U %S %M %w %c' -o "$work/$1.time" "$bin/edgerec" run --config "$work/$1.toml" 2> "$work/$1.log" &
+  tpid[$1]=$!
+}
+
+# stop_edgerec NAME: reads threads and bytes written, then stops it cleanly.
+declare -A threads writes
+stop_edgerec() {
+  local p; p=$(pgrep -P "${tpid[$1]}" edgerec || true)
+  threads[$1]=$(awk '/^Threads/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+  writes[$1]=$(awk '/^write_bytes/ {print $2}' "/proc/$p/io" 2>/dev/null || echo 0)
+  kill -INT "$p" 2>/dev/null || true
+}
+
+# report NAME N SECS [FFMPEG_CPU]: one line of figures.
+report() {
+  local name=$1 n=$2 secs=$3 ref=${4:-}
+  wait "${tpid[$name]}" || true
+  read -r u s m w c < <(tail -n 1 "$work/$name.time")
+  local media; media=$(find "$work/$name/media" -name '*.mp4' -printf '%s\n' 2>/dev/null | awk '{s+=$1} END {print s+0}')
+  local dropped; dropped=$(grep -c "fragment dropped" "$work/$name.log" || true)
+  python3 - "$name" "$n" "$secs" "$u" "$s" "$m" "$w" "$c" "${threads[$name]}" "${writes[$name]}" "$media" "$dropped" "$ref" <<'PY'
+import sys
+name, n, secs, u, s, m, w, c, th, wr, media, dropped, ref = sys.argv[1:]
+n, secs = int(n), float(secs)
+cpu = float(u) + float(s)
+per = cpu / n / (secs / 60)
+ratio = f"{cpu / float(ref):.2f}x ffmpeg" if ref else "-"
+cs = (int(w) + int(c)) / n / secs
+wpm = int(wr) / int(media) if int(media) else float("nan")
+print(f"{name:<16} CPU s/stream-min {per:6.3f}  {ratio:<12} threads {th:>3}  ctx switches/s/stream {cs:7.1f}  "
+      f"peak RSS {int(m)/1024:6.1f} MiB  bytes written/media byte {wpm:.3f}  fragments dropped {dropped}")
+PY
+}
+
+# recorded_seconds NAME: the shortest recorded span of any camera, from the index.
+recorded_seconds() {
+  python3 - "$work/$1/index.sqlite3" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+rows = db.execute("select camera, sum(duration_ns) from segment group by camera").fetchall()
+print(f"{min(r[1] for r in rows) / 1e9:.1f} s (fewest of {len(rows)} cameras)" if rows else "nothing")
+PY
+}
+
+if [ "${1:-}" = scale ]; then
+  SECS=${2:-60}
+  start_camera pattern
+  echo "edgerec, default source, ${SECS} s per step (720p25 ~2 Mbit/s, $TRANSPORT)"
+  for n in 4 8 16; do
+    edgerec_config "scale$n" "$n" ""
+    start_edgerec "scale$n"
+    sleep "$SECS"
+    stop_edgerec "scale$n"
+    report "scale$n" "$n" "$SECS"
+    echo "  recorded per camera: $(recorded_seconds "scale$n")"
+  done
+  exit 0
+fi
+
+N=${1:-4}
+SECS=${2:-60}
+KIND=${3:-pattern}
+start_camera "$KIND"
+sources=(retina rtspsrc)
+[ "$TRANSPORT" = udp ] && sources=(rtspsrc)
+for src in "${sources[@]}"; do
+  edgerec_config "$src" "$N" "$src"
+  start_edgerec "$src"
+done
 mkdir -p "$work/ffmpeg"
 fpids=()
 for i in $(seq "$N"); do
-  /usr/bin/time -f '%U %S %M' -o "$work/ffmpeg$i.time" ffmpeg -nostdin -v error -rtsp_transport "$TRANSPORT" -i "$url" -c copy \
+  /usr/bin/time -f '%U %S %M %w %c' -o "$work/ffmpeg$i.time" ffmpeg -nostdin -v error -rtsp_transport "$TRANSPORT" -i "$url" -c copy \
     -f segment -segment_time 30 -segment_format mp4 -reset_timestamps 1 "$work/ffmpeg/cam${i}_%03d.mp4" &
   fpids+=($!)
 done
 sleep "$SECS"
-epid=$(pgrep -P "$etime" edgerec || true)
-ewrite=$(awk '/^write_bytes/ {print $2}' "/proc/$epid/io" 2>/dev/null || echo 0)
-fwrite=0
+fwrite=0; fthreads=0
 for p in "${fpids[@]}"; do
   c=$(pgrep -P "$p" ffmpeg || true)
-  w=$(awk '/^write_bytes/ {print $2}' "/proc/$c/io" 2>/dev/null || echo 0)
-  fwrite=$((fwrite + w))
+  fwrite=$((fwrite + $(awk '/^write_bytes/ {print $2}' "/proc/$c/io" 2>/dev/null || echo 0)))
+  fthreads=$((fthreads + $(awk '/^Threads/ {print $2}' "/proc/$c/status" 2>/dev/null || echo 0)))
 done
-emedia=$(find "$work/edgerec/media" -name '*.mp4' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
-fmedia=$(find "$work/ffmpeg" -name '*.mp4' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
-kill -INT "$epid" 2>/dev/null || true
+for src in "${sources[@]}"; do stop_edgerec "$src"; done
 for p in "${fpids[@]}"; do kill -INT "$(pgrep -P "$p" ffmpeg)" 2>/dev/null || true; done
-wait "$etime" || true
 for p in "${fpids[@]}"; do wait "$p" || true; done
-
-read -r eu es erss < <(tail -n 1 "$work/edgerec.time")
-fcpu=0; frss=0
+fcpu=0; frss=0; fcs=0
 for i in $(seq "$N"); do
-  read -r u s m < <(tail -n 1 "$work/ffmpeg$i.time")
+  read -r u s m w c < <(tail -n 1 "$work/ffmpeg$i.time")
   fcpu=$(python3 -c "print($fcpu + $u + $s)")
-  frss=$((frss + m))
+  frss=$((frss + m)); fcs=$((fcs + w + c))
 done
-python3 - "$N" "$SECS" "$eu" "$es" "$erss" "$fcpu" "$frss" "$ewrite" "$emedia" "$fwrite" "$fmedia" <<'PY'
+fmedia=$(find "$work/ffmpeg" -name '*.mp4' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+echo "streams: $N x $KIND over $TRANSPORT for $SECS s; edgerec with each source and ffmpeg side by side"
+for src in "${sources[@]}"; do report "$src" "$N" "$SECS" "$fcpu"; done
+python3 - "$N" "$SECS" "$fcpu" "$frss" "$fcs" "$fthreads" "$fwrite" "$fmedia" <<'PY'
 import sys
-n, secs, eu, es, erss, fcpu, frss, ew, em, fw, fm = sys.argv[1:]
+n, secs, cpu, rss, cs, th, wr, media = sys.argv[1:]
 n, secs = int(n), float(secs)
-ecpu = float(eu) + float(es)
-per = lambda cpu: cpu / n / (secs / 60)
-import os
-print(f"streams: {n} x 720p25 ~2 Mbit/s over {os.environ.get('TRANSPORT', 'tcp')} for {secs:.0f} s (edgerec and ffmpeg side by side)")
-print(f"CPU s per stream-minute: edgerec {per(ecpu):.3f}  ffmpeg -c copy -f segment {per(float(fcpu)):.3f}  ratio {ecpu/max(float(fcpu),1e-9):.2f}")
-print(f"peak RSS: edgerec {int(erss)/1024:.1f} MiB (one process, {n} cameras); ffmpeg {int(frss)/1024:.1f} MiB ({n} processes)")
-wa = lambda w, m: (int(w) / int(m)) if int(m) else float('nan')
-print(f"bytes written per media byte: edgerec {wa(ew, em):.3f} ({int(ew)} / {int(em)}); ffmpeg {wa(fw, fm):.3f}")
+print(f"{'ffmpeg':<16} CPU s/stream-min {float(cpu)/n/(secs/60):6.3f}  {'1.00x':<12} threads {th:>3}  ctx switches/s/stream "
+      f"{int(cs)/n/secs:7.1f}  peak RSS {int(rss)/1024:6.1f} MiB  bytes written/media byte {int(wr)/max(int(media),1):.3f}  ({n} processes)")
 PY
+for src in "${sources[@]}"; do echo "recorded by $src: $(recorded_seconds "$src")"; done

@@ -248,6 +248,7 @@ fn start_http(
             id: c.id.clone(),
             status: s.clone(),
             mode: c.mode,
+            source: Some(c.source),
         })
         .collect();
     let state = crate::http::AppState {

@@ -282,7 +282,11 @@ fn http_checks(site: &Site) {
     std::fs::write(&out, &body).unwrap();
     let p = ffprobe_json(&out);
     assert_eq!(p["chapters"].as_array().unwrap().len(), 2, "{p}");
-    assert!(ffmpeg_errors(&out).is_empty());
+    let e = ffmpeg_errors(&out);
+    if !e.is_empty() {
+        let _ = std::fs::copy(&out, "/tmp/export-fail.mp4");
+    }
+    assert!(e.is_empty(), "the export does not decode cleanly: {e}");
 
     let (status, head, part) = http_get(addr, &full, &["Range: bytes=1000-1999"]);
     assert_eq!(status, 206, "{head}");

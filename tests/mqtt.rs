@@ -711,7 +711,7 @@ fn discovery_ids_stay_apart_and_gone_cameras_are_removed() {
     let (ok, _) = rec.terminate();
     assert!(ok);
     // Camera x leaves the config: its entities are emptied at the next start.
-    let x_block = format!("[[camera]]\nid = \"x\"\nurl = \"{}\"\n\n", cam.url());
+    let x_block = common::camera_block("x", &cam.url(), "");
     assert!(text.contains(&x_block));
     std::fs::write(&site.config, text.replace(&x_block, "")).unwrap();
     peer.clear();

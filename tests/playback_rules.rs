@@ -424,6 +424,7 @@ fn server(tokens: Option<&str>) -> Server {
             id: "cam".into(),
             status: None,
             mode: edgerec::config::Mode::Cvr,
+            source: None,
         }],
         stats: Arc::new(Default::default()),
         storage_limit_bytes: 64 << 20,

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -766,4 +767,99 @@ fn store_misuse_gets_clear_errors() {
     let (code, out) = site.fsck_code(&["--repair"]);
     assert!(code == 1 && out.contains("1 corrected"), "{code} {out}");
     assert_eq!(site.fsck_code(&[]).0, 0);
+}
+
+/// A camera that sends B-frames (frames in decode order, PTS != DTS): every frame is kept, the
+/// files carry B-frames with increasing decode times and presentation times after them, and
+/// everything decodes. (A file then starts at its first frame's composition offset, the
+/// B-frames' reorder delay, instead of 0.)
+#[test]
+fn records_b_frames_with_their_decode_times() {
+    let cam = TestCam::start(&["--width", "320", "--height", "240", "--bframes", "2"]);
+    let site = Site::new(
+        "max_size_mib = 64\nmin_free_mib = 0",
+        &[("b", cam.url(), "")],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(20), "first media", || {
+        !site.segments().is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(5));
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    for f in site.media_files() {
+        let e = ffmpeg_errors(&f);
+        assert!(e.is_empty(), "{} does not decode cleanly: {e}", f.display());
+    }
+    let segs = site.complete();
+    assert_eq!(segs.len(), 1, "one run, one segment");
+    let path = site.store().join(&segs[0].path);
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries"])
+        .args(["packet=pts,dts:frame=pict_type", "-of", "json"])
+        .arg(&path)
+        .output()
+        .expect("run ffprobe");
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let items = j["packets_and_frames"].as_array().expect("ffprobe items");
+    let of = |kind: &'static str| items.iter().filter(move |i| i["type"] == kind);
+    let ts = |p: &serde_json::Value, k: &str| p[k].as_i64().expect("timestamp");
+    let packets: Vec<&serde_json::Value> = of("packet").collect();
+    let dts: Vec<i64> = packets.iter().map(|p| ts(p, "dts")).collect();
+    assert_eq!(dts[0], 0, "the file's decode time starts at 0");
+    assert!(
+        dts.windows(2).all(|w| w[0] < w[1]),
+        "decode times go back: {dts:?}"
+    );
+    assert!(
+        packets.iter().all(|p| ts(p, "pts") >= ts(p, "dts")),
+        "a frame is shown before it is decoded"
+    );
+    let reordered = packets
+        .iter()
+        .filter(|p| ts(p, "pts") != ts(p, "dts"))
+        .count();
+    let b = of("frame").filter(|f| f["pict_type"] == "B").count();
+    assert!(
+        b * 3 >= packets.len() && reordered * 4 >= packets.len(),
+        "{b} B-frames and {reordered} reordered of {} packets",
+        packets.len()
+    );
+    // Every frame of the recording's span: 25 fps, within two frames.
+    let want = segs[0].duration_ns as f64 / 40_000_000.0;
+    assert!(
+        (packets.len() as f64 - want).abs() <= 2.0,
+        "{} frames for {} ns",
+        packets.len(),
+        segs[0].duration_ns
+    );
+}
+
+/// A camera that asks for digest authentication, with the credentials in the URL: recorded,
+/// and neither the password nor the URL's credentials reach the log.
+#[test]
+fn digest_auth_records_and_logs_no_credentials() {
+    let cam = TestCam::start(&[
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--user",
+        "op",
+        "--password",
+        "d1gest-pw",
+        "--digest",
+    ]);
+    let url = cam.url().replace("rtsp://", "rtsp://op:d1gest-pw@");
+    let site = Site::new("max_size_mib = 64\nmin_free_mib = 0", &[("d", url, "")]);
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(20), "media", || {
+        !site.segments().is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let log = rec.log_text();
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    assert!(!log.contains("d1gest-pw"), "password logged:\n{log}");
+    assert_all_decode(&site);
 }

@@ -52,6 +52,13 @@ struct Args {
     /// Password for --user.
     #[arg(long)]
     password: Option<String>,
+    /// With --user: ask for HTTP digest authentication (RFC 2617) instead of basic.
+    #[arg(long)]
+    digest: bool,
+    /// B-frames between reference frames (H.264 only; 0: none, the default). Frames then
+    /// arrive in decode order with PTS != DTS, as from most cameras' "high profile" setting.
+    #[arg(long, default_value_t = 0)]
+    bframes: u32,
     /// A second picture size, `WIDTHxHEIGHT`: each SIGUSR1 switches the stream between it and
     /// --width x --height mid-stream (the encoder sends new SPS/PPS, as a camera whose
     /// resolution is changed in its web page does).
@@ -96,6 +103,12 @@ fn launch_line(a: &Args) -> Result<String, String> {
         100_000
     };
     let enc = match a.codec.as_str() {
+        // No zerolatency tuning (it turns B-frames off); no adaptive B-frame placement, so every
+        // GOP has them.
+        "h264" if a.bframes > 0 => format!(
+            "x264enc name=enc speed-preset=ultrafast bframes={} b-adapt=false rc-lookahead=0 sync-lookahead=0 bitrate={} key-int-max={gop} ! video/x-h264,profile=main ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1",
+            a.bframes, a.bitrate
+        ),
         "h264" => format!(
             "x264enc name=enc tune=zerolatency speed-preset=ultrafast bitrate={} key-int-max={gop} ! video/x-h264,profile=main ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=-1",
             a.bitrate
@@ -308,8 +321,13 @@ fn run(a: &Args) -> Result<(), String> {
         let token = rtsp::RTSPToken::builder()
             .field(rtsp::RTSP_TOKEN_MEDIA_FACTORY_ROLE, "user")
             .build();
-        let basic = rtsp::RTSPAuth::make_basic(user, pass);
-        auth.add_basic(basic.as_str(), &token);
+        if a.digest {
+            auth.set_supported_methods(rtsp::gst_rtsp::RTSPAuthMethod::Digest);
+            auth.add_digest(user, pass, &token);
+        } else {
+            let basic = rtsp::RTSPAuth::make_basic(user, pass);
+            auth.add_basic(basic.as_str(), &token);
+        }
         server.set_auth(Some(&auth));
         factory.add_role_from_structure(
             &gst::Structure::builder("user")

@@ -234,6 +234,7 @@ struct RawCamera {
     password_file: Option<PathBuf>,
     #[serde(default = "default_transport")]
     transport: String,
+    source: Option<String>,
     retention: Option<String>,
     segment_length: Option<String>,
     #[serde(default = "default_fragment_duration")]
@@ -280,6 +281,27 @@ fn default_stall_timeout() -> String {
 }
 fn default_true() -> bool {
     true
+}
+
+/// The RTSP client that reads a camera (`source` in `[[camera]]`); docs/recording.md says when
+/// to pick which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The `retina` crate on the recorder's one RTSP thread, frames pushed straight into the
+    /// camera's pipeline (default for `rtsp://` over TCP: about half the CPU of `rtspsrc`).
+    Retina,
+    /// GStreamer's `rtspsrc` (default for `rtsps://` and UDP, which retina does not do well).
+    Rtspsrc,
+}
+
+impl Source {
+    /// The config word: `retina` or `rtspsrc`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Retina => "retina",
+            Source::Rtspsrc => "rtspsrc",
+        }
+    }
 }
 
 /// RTP transport between camera and recorder.
@@ -680,6 +702,8 @@ pub struct CameraConfig {
     pub password: Option<String>,
     /// RTP transport.
     pub transport: Transport,
+    /// The RTSP client.
+    pub source: Source,
     /// Delete media older than this (optional).
     pub retention: Option<Duration>,
     /// Segment length for this camera.
@@ -709,6 +733,7 @@ impl std::fmt::Debug for CameraConfig {
             .field("id", &self.id)
             .field("url", &self.redacted_url())
             .field("transport", &self.transport)
+            .field("source", &self.source)
             .field("segment_length", &self.segment_length)
             .finish_non_exhaustive()
     }
@@ -730,6 +755,38 @@ pub fn redact_url(url: &str) -> String {
         }
     }
     url.to_owned()
+}
+
+/// The camera's RTSP client: `retina` or `rtspsrc` when `value` names one, otherwise `retina`
+/// for an `rtsp://` URL over TCP and `rtspsrc` for `rtsps://` or UDP.
+///
+/// Errors: an unknown word, or `retina` asked for what it does not do (TLS, UDP), naming `key`.
+pub fn camera_source(
+    key: &str,
+    value: Option<&str>,
+    url: &str,
+    transport: Transport,
+) -> Result<Source, ConfigError> {
+    let tls = url
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("rtsps://"));
+    match value {
+        None if tls || transport == Transport::Udp => Ok(Source::Rtspsrc),
+        None | Some("retina") if tls => Err(rule(
+            key.to_string(),
+            "retina does not do rtsps:// (TLS): use source = \"rtspsrc\"",
+        )),
+        None | Some("retina") if transport == Transport::Udp => Err(rule(
+            key.to_string(),
+            "retina has no reorder buffer for UDP: use source = \"rtspsrc\" or transport = \"tcp\"",
+        )),
+        None | Some("retina") => Ok(Source::Retina),
+        Some("rtspsrc") => Ok(Source::Rtspsrc),
+        Some(other) => Err(rule(
+            key.to_string(),
+            format!("must be retina or rtspsrc, got {other:?}"),
+        )),
+    }
 }
 
 /// Validates a camera id: `[a-z0-9][a-z0-9_-]{0,63}` (DESIGN section 2).
@@ -993,6 +1050,7 @@ impl Config {
                     ))
                 }
             };
+            let source = camera_source(&k("source"), c.source.as_deref(), &c.url, transport)?;
             if latency_ms > 10_000 {
                 return Err(rule(k("latency_ms"), "must be at most 10000"));
             }
@@ -1005,6 +1063,7 @@ impl Config {
                 username: c.username,
                 password,
                 transport,
+                source,
                 retention,
                 segment_length,
                 fragment_duration,
@@ -1056,6 +1115,29 @@ mod tests {
             "device_id = \"gw-01\"\n[storage]\npath = \"/tmp/x\"\nmax_size_mib = 64\nsegment_length = \"{len}\"\n\
              [[camera]]\nid = \"front-door\"\nurl = \"rtsp://u:p@192.0.2.10/s\"\n"
         )
+    }
+
+    #[test]
+    fn the_source_defaults_to_retina_where_retina_works_and_refuses_it_elsewhere() {
+        let parse = |extra: &str| Config::parse(&(with_segment("PT30S") + extra));
+        assert_eq!(parse("").unwrap().cameras[0].source, Source::Retina);
+        let udp = parse("transport = \"udp\"\n").unwrap();
+        assert_eq!(udp.cameras[0].source, Source::Rtspsrc);
+        let explicit = parse("source = \"rtspsrc\"\n").unwrap();
+        assert_eq!(explicit.cameras[0].source, Source::Rtspsrc);
+        for bad in [
+            "source = \"retina\"\ntransport = \"udp\"\n",
+            "source = \"gstreamer\"\n",
+        ] {
+            assert_eq!(key_of(parse(bad).unwrap_err()), "camera[0].source", "{bad}");
+        }
+        let tls = |source: &str| {
+            Config::parse(&(with_segment("PT30S").replace("rtsp://", "rtsps://") + source))
+        };
+        assert_eq!(tls("").unwrap().cameras[0].source, Source::Rtspsrc);
+        let e = tls("source = \"retina\"\n").unwrap_err();
+        assert!(e.to_string().contains("rtsps://"), "{e}");
+        assert_eq!(key_of(e), "camera[0].source");
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct CameraEntry {
     pub status: Option<Arc<CameraStatus>>,
     /// CVR or EVR: an EVR camera's recorded media (availableMedia, VoD manifests) is its clips.
     pub mode: crate::config::Mode,
+    /// The RTSP client reading it (`None` for a camera that is no longer configured).
+    pub source: Option<crate::config::Source>,
 }
 
 /// Everything the handlers read.
@@ -353,6 +355,7 @@ async fn cameras(State(st): State<Shared>) -> Response {
                 "id": id,
                 "configured": entry.is_some(),
                 "mode": if evr { "evr" } else { "cvr" },
+                "source": entry.and_then(|c| c.source).map(|s| s.as_str()),
                 "recording": status.is_some_and(|s| s.recording.load(Ordering::Relaxed))
                     || st.catalog.open_segment(&id).is_some(),
                 "connected": status.is_some_and(|s| s.connected.load(Ordering::Relaxed)),

@@ -26,6 +26,8 @@ use gstreamer as gst;
 
 use crate::backoff::Backoff;
 
+pub mod chain;
+pub mod retina;
 pub mod rtspsrc;
 pub mod sink;
 pub mod supervisor;

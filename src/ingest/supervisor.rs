@@ -8,15 +8,16 @@ use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 use gstreamer as gst;
-use gstreamer_app as gst_app;
 use tracing::{debug, info, warn};
 
-use super::rtspsrc::{attach_chain, rtsp_source};
+use super::chain::{ChainBuilder, Input};
+use super::retina::RetinaRun;
+use super::rtspsrc::rtsp_source;
 use super::sink::SinkState;
-use super::{camera_backoff, make_element, CameraStatus};
-use crate::clock::{mono_ns, now_utc_ns};
+use super::{camera_backoff, CameraStatus};
+use crate::clock::mono_ns;
 use crate::config::motion::Sample;
-use crate::config::{CameraConfig, PipelineElements, TimeSource, Transport};
+use crate::config::{CameraConfig, PipelineElements, Source, TimeSource, Transport};
 use crate::motion::analyser::Analyser;
 use crate::motion::branch::{KeyframeBranch, Substream, TimelineFn};
 use crate::store::segmenter::RunReason;
@@ -192,47 +193,6 @@ impl CameraSupervisor {
         got_media: &Arc<AtomicBool>,
     ) -> Result<Ended, String> {
         let pipeline = gst::Pipeline::with_name(&format!("cam-{}", self.cfg.id));
-        let src = rtsp_source(&self.cfg)?;
-        // Over TCP packets arrive complete and in order: the jitter buffer has nothing to
-        // reorder, and its per-packet timers (lost-packet detection, timestamp smoothing) cost
-        // a thread wake-up per RTP packet. Turn them off; media time stays the sender's RTP time.
-        let tcp = self.cfg.transport == Transport::Tcp;
-        let rtcp_time = self.cfg.time_source == TimeSource::Rtcp;
-        {
-            src.connect("new-manager", false, move |args| {
-                let manager = args[1].get::<gst::Element>().ok()?;
-                // Camera time: rtpbin tags buffers with the sender-report clock, the muxer turns
-                // that into a `prft` box per fragment (never `ntp-sync=true`: it breaks the muxer).
-                if rtcp_time && manager.has_property("add-reference-timestamp-meta") {
-                    manager.set_property("add-reference-timestamp-meta", true);
-                }
-                if !tcp {
-                    return None;
-                }
-                if manager.has_property("do-lost") {
-                    manager.set_property("do-lost", false);
-                }
-                if manager.has_property("buffer-mode") {
-                    manager.set_property_from_str("buffer-mode", "none");
-                }
-                None
-            });
-        }
-        let video_selected = Arc::new(AtomicBool::new(false));
-        {
-            let vs = video_selected.clone();
-            src.connect("select-stream", false, move |args| {
-                let caps = args[2].get::<gst::Caps>().ok()?;
-                let is_video = caps
-                    .structure(0)
-                    .and_then(|s| s.get::<&str>("media").ok())
-                    .is_some_and(|m| m == "video");
-                let take = is_video && !vs.swap(true, Ordering::SeqCst);
-                Some(take.to_value())
-            });
-        }
-        pipeline.add(&src).map_err(|e| e.to_string())?;
-
         let last_data_mono = Arc::new(AtomicI64::new(0));
         let mux_slot: Arc<Mutex<Option<gst::Element>>> = Arc::default();
         let sink_state = Arc::new(Mutex::new(SinkState::new(
@@ -244,143 +204,40 @@ impl CameraSupervisor {
         )));
         let link_error: Arc<Mutex<Option<String>>> = Arc::default();
         let branch_slot: Arc<Mutex<Option<KeyframeBranch>>> = Arc::default();
-        let keyframe_motion = self
-            .cfg
-            .motion
-            .as_ref()
-            .filter(|m| m.sample == Sample::Keyframes)
-            .and_then(|m| Some((m.decoder.clone(), self.analyser.clone()?)));
-        {
-            let branch_slot = branch_slot.clone();
-            let keyframe_motion = keyframe_motion.clone();
-            let camera = camera.clone();
-            let timeline: TimelineFn = {
-                let st = sink_state.clone();
-                Arc::new(move |running| st.lock().ok()?.utc_of(running))
-            };
-            let pipeline_weak = pipeline.downgrade();
-            let elements = self.elements.clone();
-            let fragment_ns = self.cfg.fragment_duration.as_nanos() as u64;
-            let last_data = last_data_mono.clone();
-            let mux_slot = mux_slot.clone();
-            let sink_state = sink_state.clone();
-            let link_error = link_error.clone();
-            let got_media = got_media.clone();
-            src.connect_pad_added(move |_src, pad| {
-                let Some(pipeline) = pipeline_weak.upgrade() else {
-                    return;
-                };
-                let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
-                let enc = caps
-                    .as_ref()
-                    .and_then(|c| c.structure(0))
-                    .and_then(|s| s.get::<String>("encoding-name").ok())
-                    .unwrap_or_default()
-                    .to_ascii_uppercase();
-                let names = match enc.as_str() {
-                    "H264" => [
-                        &elements.h264_depay,
-                        &elements.h264_parse,
-                        &elements.h264_timestamper,
-                    ],
-                    "H265" => [
-                        &elements.h265_depay,
-                        &elements.h265_parse,
-                        &elements.h265_timestamper,
-                    ],
-                    other => {
-                        *link_error.lock().unwrap() = Some(format!(
-                            "unsupported video encoding {other:?} (H264 and H265 are)"
-                        ));
-                        return;
-                    }
-                };
-                let build = || -> Result<(), String> {
-                    let mk = make_element;
-                    let depay = mk(names[0])?;
-                    let parse = mk(names[1])?;
-                    if let Some((decoder, analyser)) = &keyframe_motion {
-                        let caps_name = if enc == "H264" {
-                            "video/x-h264"
-                        } else {
-                            "video/x-h265"
-                        };
-                        let src = parse.static_pad("src").ok_or("parser has no src pad")?;
-                        match KeyframeBranch::attach(
-                            camera.clone(),
-                            &src,
-                            caps_name,
-                            decoder.as_deref(),
-                            analyser.clone(),
-                            timeline.clone(),
-                        ) {
-                            Ok(b) => *branch_slot.lock().unwrap() = Some(b),
-                            Err(e) => {
-                                warn!(camera = %camera, "motion detection off for this run: {e}")
-                            }
-                        }
-                    }
-                    let ts = mk(names[2])?;
-                    let mux = mk(&elements.muxer)?;
-                    if mux.has_property("fragment-duration") {
-                        mux.set_property("fragment-duration", fragment_ns);
-                    }
-                    if mux.has_property("send-force-keyunit") {
-                        mux.set_property("send-force-keyunit", false);
-                    }
-                    // A camera that changes resolution or codec parameters: the muxer emits a
-                    // new init segment before the next fragment (the writer starts a
-                    // `codec_change` run on it) instead of failing on incompatible caps.
-                    if mux.has_property("header-update-mode") {
-                        mux.set_property_from_str("header-update-mode", "caps");
-                    }
-                    // Media time continues across runs: tfdt counts from 1970 (UTC at the
-                    // pipeline's start plus its running time), so a reconnect never sends a
-                    // player's decode time backwards (ffmpeg's HLS demuxer keeps one MP4 demuxer
-                    // across EXT-X-DISCONTINUITY and drops frames whose DTS goes back).
-                    if mux.has_property("decode-time-offset") {
-                        mux.set_property("decode-time-offset", now_utc_ns());
-                    }
-                    let sink = gst_app::AppSink::builder()
-                        .sync(false)
-                        .buffer_list(true)
-                        .max_buffers(0)
-                        .build();
-                    {
-                        let st = sink_state.clone();
-                        let got = got_media.clone();
-                        sink.set_callbacks(
-                            gst_app::AppSinkCallbacks::builder()
-                                .new_sample(move |s| {
-                                    got.store(true, Ordering::Relaxed);
-                                    st.lock().unwrap().on_sample(s)
-                                })
-                                .build(),
-                        );
-                    }
-                    let ld = last_data.clone();
-                    depay
-                        .static_pad("src")
-                        .ok_or("depayloader has no src pad")?
-                        .add_probe(
-                            gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-                            move |_, _| {
-                                ld.store(mono_ns(), Ordering::Relaxed);
-                                gst::PadProbeReturn::Ok
-                            },
-                        );
-                    attach_chain(
-                        &pipeline,
-                        pad,
-                        &[&depay, &parse, &ts, &mux, sink.upcast_ref()],
-                    )?;
-                    *mux_slot.lock().unwrap() = Some(mux);
-                    Ok(())
-                };
-                if let Err(e) = build() {
-                    *link_error.lock().unwrap() = Some(e);
-                }
-            });
+        let timeline: TimelineFn = {
+            let st = sink_state.clone();
+            Arc::new(move |running| st.lock().ok()?.utc_of(running))
+        };
+        let chain = ChainBuilder {
+            camera: camera.clone(),
+            pipeline: pipeline.downgrade(),
+            elements: self.elements.clone(),
+            fragment_ns: self.cfg.fragment_duration.as_nanos() as u64,
+            sink_state: sink_state.clone(),
+            got_media: got_media.clone(),
+            last_data: last_data_mono.clone(),
+            keyframe_motion: self
+                .cfg
+                .motion
+                .as_ref()
+                .filter(|m| m.sample == Sample::Keyframes)
+                .and_then(|m| Some((m.decoder.clone(), self.analyser.clone()?))),
+            timeline,
+            branch_slot: branch_slot.clone(),
+            mux_slot: mux_slot.clone(),
+        };
+        let mut retina_run = None;
+        match self.cfg.source {
+            Source::Rtspsrc => self.add_rtspsrc(&pipeline, chain, &link_error)?,
+            Source::Retina => {
+                retina_run = Some(RetinaRun::start(
+                    &self.cfg,
+                    &pipeline,
+                    chain,
+                    last_data_mono.clone(),
+                    link_error.clone(),
+                )?)
+            }
         }
 
         let bus = pipeline.bus().ok_or("pipeline has no bus")?;
@@ -443,12 +300,17 @@ impl CameraSupervisor {
                 _ => {}
             }
         };
-        // Push EOS into the muxer so it emits its half-built fragment, and wait for it to reach
-        // the appsink before tearing down.
+        // Push EOS into the muxer (retina: through the timestamper) so it emits its half-built
+        // fragment, and wait for it to reach the appsink before tearing down.
         let mux = mux_slot.lock().unwrap().take();
+        if let Some(run) = retina_run {
+            run.stop();
+        }
         if let Some(mux) = mux {
-            for pad in mux.sink_pads() {
-                pad.send_event(gst::event::Eos::new());
+            if self.cfg.source == Source::Rtspsrc {
+                for pad in mux.sink_pads() {
+                    pad.send_event(gst::event::Eos::new());
+                }
             }
             let deadline = Instant::now() + Duration::from_secs(3);
             while Instant::now() < deadline {
@@ -463,5 +325,62 @@ impl CameraSupervisor {
         branch_slot.lock().unwrap().take();
         sink_state.lock().unwrap().finish();
         Ok(ended)
+    }
+
+    /// Adds an `rtspsrc` for the camera to `pipeline`; its first video pad gets `chain`.
+    fn add_rtspsrc(
+        &self,
+        pipeline: &gst::Pipeline,
+        chain: ChainBuilder,
+        link_error: &Arc<Mutex<Option<String>>>,
+    ) -> Result<(), String> {
+        let src = rtsp_source(&self.cfg)?;
+        // Over TCP packets arrive complete and in order: the jitter buffer has nothing to
+        // reorder, and its per-packet timers (lost-packet detection, timestamp smoothing) cost
+        // a thread wake-up per RTP packet. Turn them off; media time stays the sender's RTP time.
+        let tcp = self.cfg.transport == Transport::Tcp;
+        let rtcp_time = self.cfg.time_source == TimeSource::Rtcp;
+        src.connect("new-manager", false, move |args| {
+            let manager = args[1].get::<gst::Element>().ok()?;
+            // Camera time: rtpbin tags buffers with the sender-report clock, the muxer turns
+            // that into a `prft` box per fragment (never `ntp-sync=true`: it breaks the muxer).
+            if rtcp_time && manager.has_property("add-reference-timestamp-meta") {
+                manager.set_property("add-reference-timestamp-meta", true);
+            }
+            if !tcp {
+                return None;
+            }
+            if manager.has_property("do-lost") {
+                manager.set_property("do-lost", false);
+            }
+            if manager.has_property("buffer-mode") {
+                manager.set_property_from_str("buffer-mode", "none");
+            }
+            None
+        });
+        let video_selected = Arc::new(AtomicBool::new(false));
+        src.connect("select-stream", false, move |args| {
+            let caps = args[2].get::<gst::Caps>().ok()?;
+            let is_video = caps
+                .structure(0)
+                .and_then(|s| s.get::<&str>("media").ok())
+                .is_some_and(|m| m == "video");
+            let take = is_video && !video_selected.swap(true, Ordering::SeqCst);
+            Some(take.to_value())
+        });
+        pipeline.add(&src).map_err(|e| e.to_string())?;
+        let link_error = link_error.clone();
+        src.connect_pad_added(move |_src, pad| {
+            let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
+            let enc = caps
+                .as_ref()
+                .and_then(|c| c.structure(0))
+                .and_then(|s| s.get::<String>("encoding-name").ok())
+                .unwrap_or_default();
+            if let Err(e) = chain.attach(&enc, pad, Input::Rtp) {
+                *link_error.lock().unwrap() = Some(e);
+            }
+        });
+        Ok(())
     }
 }

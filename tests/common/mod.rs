@@ -148,6 +148,30 @@ impl Drop for TestCam {
     }
 }
 
+/// The RTSP client the tests' cameras use: `EDGEREC_TEST_SOURCE` (`retina` or `rtspsrc`), or
+/// the recorder's default when it is unset. `make test` runs the recording, playback, MQTT and
+/// upload tests once with each.
+pub fn test_source() -> Option<String> {
+    let s = std::env::var("EDGEREC_TEST_SOURCE").ok()?;
+    assert!(
+        s == "retina" || s == "rtspsrc",
+        "EDGEREC_TEST_SOURCE must be retina or rtspsrc, got {s:?}"
+    );
+    Some(s)
+}
+
+/// A `[[camera]]` block as [`Site`] writes it: `source` from [`test_source`] unless `extra`
+/// chooses one (or UDP).
+pub fn camera_block(id: &str, url: &str, extra: &str) -> String {
+    let source = match test_source() {
+        Some(s) if !extra.contains("source =") && !extra.contains("\"udp\"") => {
+            format!("source = \"{s}\"\n")
+        }
+        _ => String::new(),
+    };
+    format!("[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\n{source}{extra}\n")
+}
+
 /// A storage directory with a config file.
 pub struct Site {
     pub dir: tempfile::TempDir,
@@ -174,7 +198,7 @@ impl Site {
             storage_extra
         );
         for (id, url, extra) in cameras {
-            t += &format!("[[camera]]\nid = \"{id}\"\nurl = \"{url}\"\n{extra}\n");
+            t += &camera_block(id, url, extra);
         }
         let http_port = free_port();
         t += &format!("[http]\nlisten = \"127.0.0.1:{http_port}\"\n");
