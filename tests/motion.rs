@@ -167,7 +167,14 @@ fn motion_records_a_clip_around_people_and_none_over_a_still_scene() {
         "{body}"
     );
     let t_event = t_of(&body["timestamp"]);
-    assert!(t_event > started && t_event < now_utc_ns(), "{body}");
+    let now = now_utc_ns();
+    assert!(
+        t_event > started && t_event < now,
+        "event at {} outside the test's span {}..{}: {body}",
+        iso_ns(t_event),
+        iso_ns(started),
+        iso_ns(now)
+    );
     peer.wait(Duration::from_secs(10), "walk motion ON", |m| {
         m.topic == format!("{root}/walk/motion") && m.text() == "ON"
     });

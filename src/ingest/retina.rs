@@ -270,11 +270,8 @@ async fn session(
         )
         .await
         .map_err(|e| format!("SETUP: {e}"))?;
-    let playing = session
-        .play(PlayOptions::default())
-        .await
-        .map_err(|e| format!("PLAY: {e}"))?;
-    let mut demuxed = playing.demuxed().map_err(|e| format!("PLAY: {e}"))?;
+    // The chain is built before PLAY: frames that queued up while it was being built would
+    // arrive late, and their running times (so their UTC times) would run ahead.
     {
         let open = pusher.gate.lock().unwrap_or_else(|e| e.into_inner());
         if !*open {
@@ -282,6 +279,11 @@ async fn session(
         }
         chain.attach(&encoding, &pusher.pad, Input::AccessUnits)?;
     }
+    let playing = session
+        .play(PlayOptions::default())
+        .await
+        .map_err(|e| format!("PLAY: {e}"))?;
+    let mut demuxed = playing.demuxed().map_err(|e| format!("PLAY: {e}"))?;
     info!(camera = %pusher.camera, encoding = %encoding, "retina: playing");
     while let Some(item) = demuxed.next().await {
         match item.map_err(|e| e.to_string())? {
@@ -303,7 +305,8 @@ struct Pusher {
     camera: Arc<str>,
     /// Attach sender-report time to frames (`time_source = "rtcp"`).
     rtcp: bool,
-    /// The first frame's RTP time (extended ticks) and running time (ns).
+    /// The first frame's RTP time (extended ticks) and the running time (ns) its first packet
+    /// was received at: a frame's running time is that plus its RTP time since.
     origin: Option<(i64, u64)>,
     /// The last sender report: its RTP time (extended ticks) and UTC (ns).
     sender_report: Option<(i64, u64)>,
@@ -366,7 +369,9 @@ impl Pusher {
         let rate = ts.clock_rate();
         let ticks = ts.timestamp();
         if self.origin.is_none() {
-            self.origin = Some((ticks, self.running_now()));
+            // Running time when its first packet was read off the socket.
+            let waited = f.start_ctx().received().elapsed().as_nanos() as u64;
+            self.origin = Some((ticks, self.running_now().saturating_sub(waited)));
         }
         let (t0, r0) = self.origin.expect("set above");
         let pts = r0 as i64 + ticks_to_ns(ticks - t0, rate);
