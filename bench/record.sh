@@ -10,7 +10,7 @@
 # bench/record.sh scale SECONDS: edgerec with the default source alone, at 4, 8 and 16 streams, to
 # show whether CPU per stream stays flat and nothing is dropped.
 # TRANSPORT=udp compares over RTP/UDP (retina is then left out: it does not do UDP).
-# Figures, not pass/fail. Needs a release build (`make bench` does it).
+# KEEP=1 keeps the work directory (configs, logs, media). Figures, not pass/fail. Needs a release build (`make bench` does it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=target/release
@@ -19,7 +19,7 @@ command -v ffmpeg >/dev/null || { echo "ffmpeg missing (make deps)" >&2; exit 1;
 [ -x /usr/bin/time ] || { echo "/usr/bin/time missing (apt-get install time)" >&2; exit 1; }
 TRANSPORT=${TRANSPORT:-tcp}
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -n "${KEEP:-}" ] && echo "kept $work" || rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_camera KIND: one test camera (shared media: it encodes once for every client).
@@ -46,15 +46,16 @@ edgerec_config() {
     printf '[http]\nlisten = "127.0.0.1:%s"\n' "$(free_port)"
     for i in $(seq "$2"); do
       printf '[[camera]]\nid = "cam%d"\nurl = "%s"\nfragment_duration = "PT2S"\ntransport = "%s"\n' "$i" "$url" "$TRANSPORT"
-      [ -n "$3" ] && printf 'source = "%s"\n' "$3"
+      if [ -n "$3" ]; then printf 'source = "%s"\n' "$3"; fi
     done
   } > "$work/$1.toml"
 }
 
 # start_edgerec NAME: runs it under /usr/bin/time (user, system, peak RSS KiB, voluntary and
 # involuntary context switches of all its threads).
-declare -A tpid
+declare -A tpid started
 start_edgerec() {
+  started[$1]=$(date +%s.%N)
   /usr/bin/time -f '%U %S %M %w %c' -o "$work/$1.time" "$bin/edgerec" run --config "$work/$1.toml" 2> "$work/$1.log" &
   tpid[$1]=$!
 }
@@ -66,11 +67,12 @@ stop_edgerec() {
   threads[$1]=$(awk '/^Threads/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
   writes[$1]=$(awk '/^write_bytes/ {print $2}' "/proc/$p/io" 2>/dev/null || echo 0)
   kill -INT "$p" 2>/dev/null || true
+  started[$1]=$(python3 -c "import time; print(time.time() - ${started[$1]})")
 }
 
-# report NAME N SECS [FFMPEG_CPU]: one line of figures.
+# report NAME N [FFMPEG_CPU_PER_STREAM_MINUTE]: one line of figures, per second it ran.
 report() {
-  local name=$1 n=$2 secs=$3 ref=${4:-}
+  local name=$1 n=$2 secs=${started[$1]} ref=${3:-}
   wait "${tpid[$name]}" || true
   read -r u s m w c < <(tail -n 1 "$work/$name.time")
   local media; media=$(find "$work/$name/media" -name '*.mp4' -printf '%s\n' 2>/dev/null | awk '{s+=$1} END {print s+0}')
@@ -81,7 +83,7 @@ name, n, secs, u, s, m, w, c, th, wr, media, dropped, ref = sys.argv[1:]
 n, secs = int(n), float(secs)
 cpu = float(u) + float(s)
 per = cpu / n / (secs / 60)
-ratio = f"{cpu / float(ref):.2f}x ffmpeg" if ref else "-"
+ratio = f"{per / float(ref):.2f}x ffmpeg" if ref else "-"
 cs = (int(w) + int(c)) / n / secs
 wpm = int(wr) / int(media) if int(media) else float("nan")
 print(f"{name:<16} CPU s/stream-min {per:6.3f}  {ratio:<12} threads {th:>3}  ctx switches/s/stream {cs:7.1f}  "
@@ -101,14 +103,18 @@ PY
 
 if [ "${1:-}" = scale ]; then
   SECS=${2:-60}
-  start_camera pattern
   echo "edgerec, default source, ${SECS} s per step (720p25 ~2 Mbit/s, $TRANSPORT)"
   for n in 4 8 16; do
+    # A fresh camera per step: gst-rtsp-server's shared media has aborted when a set of
+    # clients left and the next one joined.
+    [ -n "${campid:-}" ] && { kill "$campid" 2>/dev/null || true; wait "$campid" 2>/dev/null || true; }
+    start_camera pattern
+    campid=$!
     edgerec_config "scale$n" "$n" ""
     start_edgerec "scale$n"
     sleep "$SECS"
     stop_edgerec "scale$n"
-    report "scale$n" "$n" "$SECS"
+    report "scale$n" "$n"
     echo "  recorded per camera: $(recorded_seconds "scale$n")"
   done
   exit 0
@@ -120,12 +126,17 @@ KIND=${3:-pattern}
 start_camera "$KIND"
 sources=(retina rtspsrc)
 [ "$TRANSPORT" = udp ] && sources=(rtspsrc)
+# Staggered starts: a test camera whose shared media is being prepared for a dozen clients at
+# once made rtspsrc's jitter buffers spin for their first seconds. Each recorder's figures are
+# per second it ran.
 for src in "${sources[@]}"; do
   edgerec_config "$src" "$N" "$src"
   start_edgerec "$src"
+  sleep 2
 done
 mkdir -p "$work/ffmpeg"
 fpids=()
+fstart=$(date +%s.%N)
 for i in $(seq "$N"); do
   /usr/bin/time -f '%U %S %M %w %c' -o "$work/ffmpeg$i.time" ffmpeg -nostdin -v error -rtsp_transport "$TRANSPORT" -i "$url" -c copy \
     -f segment -segment_time 30 -segment_format mp4 -reset_timestamps 1 "$work/ffmpeg/cam${i}_%03d.mp4" &
@@ -140,6 +151,7 @@ for p in "${fpids[@]}"; do
 done
 for src in "${sources[@]}"; do stop_edgerec "$src"; done
 for p in "${fpids[@]}"; do kill -INT "$(pgrep -P "$p" ffmpeg)" 2>/dev/null || true; done
+fsecs=$(python3 -c "import time; print(time.time() - $fstart)")
 for p in "${fpids[@]}"; do wait "$p" || true; done
 fcpu=0; frss=0; fcs=0
 for i in $(seq "$N"); do
@@ -148,9 +160,10 @@ for i in $(seq "$N"); do
   frss=$((frss + m)); fcs=$((fcs + w + c))
 done
 fmedia=$(find "$work/ffmpeg" -name '*.mp4' -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+fper=$(python3 -c "print($fcpu / $N / ($fsecs / 60))")
 echo "streams: $N x $KIND over $TRANSPORT for $SECS s; edgerec with each source and ffmpeg side by side"
-for src in "${sources[@]}"; do report "$src" "$N" "$SECS" "$fcpu"; done
-python3 - "$N" "$SECS" "$fcpu" "$frss" "$fcs" "$fthreads" "$fwrite" "$fmedia" <<'PY'
+for src in "${sources[@]}"; do report "$src" "$N" "$fper"; done
+python3 - "$N" "$fsecs" "$fcpu" "$frss" "$fcs" "$fthreads" "$fwrite" "$fmedia" <<'PY'
 import sys
 n, secs, cpu, rss, cs, th, wr, media = sys.argv[1:]
 n, secs = int(n), float(secs)

@@ -863,3 +863,47 @@ fn digest_auth_records_and_logs_no_credentials() {
     assert!(!log.contains("d1gest-pw"), "password logged:\n{log}");
     assert_all_decode(&site);
 }
+
+/// A camera that hangs with its connection open (SIGSTOP): no data for `stall_timeout` is a
+/// loss, found within that time plus the supervisor's 100 ms poll; once the camera goes on, a new
+/// run is recorded within the reconnect bound of issue 1 (5 s).
+#[test]
+fn a_hung_camera_is_a_stall_and_recording_resumes_when_it_goes_on() {
+    let cam = TestCam::start(&["--width", "320", "--height", "240"]);
+    let site = Site::new(
+        "max_size_mib = 64\nmin_free_mib = 0",
+        &[("hung", cam.url(), "stall_timeout = \"PT2S\"")],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(20), "media", || {
+        !site.segments().is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    cam.freeze();
+    let frozen = Instant::now();
+    wait_for(Duration::from_secs(10), "the stall", || {
+        rec.log_text().contains("no data for 2s")
+    });
+    let found = frozen.elapsed();
+    assert!(
+        found <= Duration::from_millis(2_900),
+        "stall found {found:?} after the camera hung (stall_timeout 2 s)"
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    cam.thaw();
+    let thawed = Instant::now();
+    wait_for(Duration::from_secs(15), "a second run", || {
+        let segs = site.segments();
+        segs.len() >= 2 && segs.iter().any(|s| s.run_id != segs[0].run_id)
+    });
+    let back = thawed.elapsed();
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    assert!(
+        back <= Duration::from_secs(6),
+        "recording resumed {back:?} after the camera went on"
+    );
+    assert_all_decode(&site);
+    let (clean, out) = site.fsck(&[]);
+    assert!(clean, "fsck: {out}");
+}

@@ -135,6 +135,26 @@ impl TestCam {
         assert!(ok, "kill -USR1 testcam");
     }
 
+    /// Freezes the camera (SIGSTOP): its connections stay open and send nothing, as a hung
+    /// camera's do. [`TestCam::thaw`] lets it go on.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen camera go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill {sig} testcam");
+    }
+
     /// Starts it again on the same port.
     pub fn restart(&mut self) {
         self.child = Self::spawn(self.port, &self.args);
