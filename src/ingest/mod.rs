@@ -1,20 +1,23 @@
 //! Camera ingest: one GStreamer pipeline per camera, rebuilt on every loss (DESIGN section 3).
 //!
-//! `rtspsrc → rtph26Xdepay → h26Xparse → h26Xtimestamper → isofmp4mux → appsink`. The appsink
-//! callback does no I/O: it tells the init segment (`HEADER|DISCONT`) from fragments (`HEADER`),
-//! stamps each fragment with its UTC time, and hands it to the storage writer. A supervisor thread
-//! per camera watches the bus and a data watchdog on the depayloader; on any loss (error, EOS it did
-//! not ask for, no data for `stall_timeout`) it pushes EOS into the muxer so the half-built fragment
-//! is kept, tears the pipeline down and rebuilds it after an exponential backoff from 1 s to 30 s
-//! growing by a factor of 1.2 per failure, with ±10 % jitter: 15 s into an outage the next attempt
-//! is at most about 4 s away (a rebooting camera is back on record within 5 s of its return), and
-//! a camera that stays away is asked every 30 s after about 3 minutes.
-//! Storage and index work do not belong here.
+//! `source → [depayloader → parser →] h26Xtimestamper → isofmp4mux → appsink`, where the source
+//! is retina (whole access units pushed from the shared RTSP thread) or `rtspsrc` (RTP, so a
+//! depayloader and a parser first), chosen per camera. The appsink callback does no I/O: it tells
+//! the init segment (`HEADER|DISCONT`) from fragments (`HEADER`), stamps each fragment with its
+//! UTC time, and hands it to the storage writer. A supervisor thread per camera watches the bus
+//! and a data watchdog (frames from retina, RTP out of the depayloader); on any loss (error, EOS
+//! it did not ask for, no data for `stall_timeout`) it stops the source, pushes EOS into the
+//! chain so the half-built fragment is kept, tears the pipeline down and rebuilds it after an
+//! exponential backoff from 1 s to 30 s growing by a factor of 1.2 per failure, with ±10 %
+//! jitter: 15 s into an outage the next attempt is at most about 4 s away (a rebooting camera is
+//! back on record within 5 s of its return), and a camera that stays away is asked every 30 s
+//! after about 3 minutes. Storage and index work do not belong here.
 //!
-//! - [`supervisor`]: the camera loop (build, watch, tear down, back off, rebuild) and the
-//!   pipeline it builds;
+//! - [`supervisor`]: the camera loop (build, watch, tear down, back off, rebuild);
+//! - [`retina`]: the retina source (`source = "retina"`) and the one RTSP runtime thread;
 //! - [`rtspsrc`]: the `rtspsrc` source as every connection to a camera sets it up (also
 //!   `edgerec probe`);
+//! - [`chain`]: what every source feeds: timestamper, muxer, appsink, the motion branch;
 //! - [`sink`]: the appsink end, which turns the muxer's output into stamped fragments for the
 //!   storage writer.
 
