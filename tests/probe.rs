@@ -181,3 +181,37 @@ fn probe_measures_cameras_and_explains_failures() {
     assert!(err.contains("no camera \"nope\""), "{err}");
     drop(silent);
 }
+
+/// A camera with a microphone: the probe lists the audio it offers (AAC as RTP MPEG4-GENERIC at
+/// 48 kHz, G.711 A-law as PCMA at 8 kHz) beside the video, and the video is measured as ever.
+#[test]
+fn probe_lists_the_audio_a_camera_offers() {
+    let aac = cam(&["--audio", "aac"]);
+    let pcma = cam(&["--audio", "pcma"]);
+    let quick = "stall_timeout = \"PT2S\"";
+    let site = Site::new(
+        "max_size_mib = 64\nmin_free_mib = 0",
+        &[("aac", aac.url(), quick), ("pcma", pcma.url(), quick)],
+    );
+    let (code, out, err) = probe(&site, &["--seconds", "3", "--json"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let reports: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for (r, encoding, rate) in [
+        (&reports[0], "MPEG4-GENERIC", 48_000),
+        (&reports[1], "PCMA", 8_000),
+    ] {
+        assert_eq!(r["video"]["codec"], "H.264", "{r}");
+        let streams = r["streams"].as_array().unwrap();
+        let audio: Vec<&serde_json::Value> =
+            streams.iter().filter(|s| s["media"] == "audio").collect();
+        assert_eq!(audio.len(), 1, "{r}");
+        assert_eq!(audio[0]["encoding"], encoding, "{r}");
+        assert_eq!(audio[0]["clockRate"], rate, "{r}");
+    }
+    let (code, out, _) = probe(&site, &["--camera", "aac", "--seconds", "2"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("audio: MPEG4-GENERIC 48000 Hz"), "{out}");
+}

@@ -907,3 +907,35 @@ fn a_hung_camera_is_a_stall_and_recording_resumes_when_it_goes_on() {
     let (clean, out) = site.fsck(&[]);
     assert!(clean, "fsck: {out}");
 }
+
+/// A camera that also sends audio (AAC), whose audio stops for a while: its video is recorded
+/// without a gap or a new run on either source, and every file decodes.
+#[test]
+fn a_camera_with_a_microphone_that_mutes_records_its_video_whole() {
+    let cam = TestCam::start(&[
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--audio",
+        "aac",
+        "--audio-gap",
+        "2,3",
+    ]);
+    let site = Site::new(
+        "max_size_mib = 64\nmin_free_mib = 0",
+        &[("mic", cam.url(), "")],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(20), "media", || {
+        !site.segments().is_empty()
+    });
+    // Past the 3 s without audio that starts 2 s in.
+    std::thread::sleep(Duration::from_secs(8));
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    let segs = site.complete();
+    assert_eq!(segs.len(), 1, "one run, one segment: {segs:?}");
+    assert!(segs[0].duration_ns >= 7_000_000_000, "{segs:?}");
+    assert_all_decode(&site);
+}

@@ -9,6 +9,8 @@ use gstreamer as gst;
 use gstreamer_app as gst_app;
 use gstreamer_rtsp_server as rtsp;
 use rtsp::prelude::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 #[derive(Parser, Debug)]
 #[command(version, about = "RTSP test camera for edgerec")]
@@ -55,6 +57,15 @@ struct Args {
     /// With --user: ask for HTTP digest authentication (RFC 2617) instead of basic.
     #[arg(long)]
     digest: bool,
+    /// A microphone: `none` (default), `aac` (RTP MPEG4-GENERIC, 48 kHz mono, as most cameras
+    /// send), `pcmu` or `pcma` (G.711 µ-law / A-law, RTP/8000, as cheaper cameras send). The
+    /// sound is a 1 kHz tone.
+    #[arg(long, default_value = "none")]
+    audio: String,
+    /// `START,LENGTH` in seconds: the audio stops START s after the media starts, for LENGTH s,
+    /// while video goes on (a camera that mutes).
+    #[arg(long, value_parser = parse_gap)]
+    audio_gap: Option<(u64, u64)>,
     /// B-frames between reference frames (H.264 only; 0: none, the default). Frames then
     /// arrive in decode order with PTS != DTS, as from most cameras' "high profile" setting.
     #[arg(long, default_value_t = 0)]
@@ -68,6 +79,40 @@ struct Args {
     /// --gop. Real cameras with scene-change detection or VBR vary their GOP like this.
     #[arg(long, value_delimiter = ',')]
     gop_pattern: Vec<u32>,
+}
+
+fn parse_gap(s: &str) -> Result<(u64, u64), String> {
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("--audio-gap wants START,LENGTH in seconds, got {s:?}"))?;
+    let n = |v: &str| {
+        v.trim()
+            .parse::<u64>()
+            .map_err(|_| format!("--audio-gap: {v:?} is not a whole number of seconds"))
+    };
+    Ok((n(a)?, n(b)?))
+}
+
+/// The audio branch of the launch line (payloader `pay1`), empty for `--audio none`.
+fn audio_branch(a: &Args) -> Result<String, String> {
+    let (rate, enc) = match a.audio.as_str() {
+        "none" => return Ok(String::new()),
+        "aac" => (
+            48_000,
+            "avenc_aac ! aacparse ! rtpmp4gpay name=pay1 pt=97".to_string(),
+        ),
+        "pcmu" => (8_000, "mulawenc ! rtppcmupay name=pay1 pt=0".to_string()),
+        "pcma" => (8_000, "alawenc ! rtppcmapay name=pay1 pt=8".to_string()),
+        other => {
+            return Err(format!(
+                "--audio must be none, aac, pcmu or pcma, got {other:?}"
+            ))
+        }
+    };
+    Ok(format!(
+        " audiotestsrc is-live=true wave=sine freq=1000 volume=0.3 ! audioconvert ! audioresample ! \
+         audio/x-raw,rate={rate},channels=1 ! valve name=mic drop=false ! audioconvert ! {enc}"
+    ))
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -121,8 +166,9 @@ fn launch_line(a: &Args) -> Result<String, String> {
         "mjpeg" => "jpegenc name=enc quality=50 ! rtpjpegpay name=pay0 pt=26".to_string(),
         other => return Err(format!("--codec must be h264, h265 or mjpeg, got {other:?}")),
     };
+    let audio = audio_branch(a)?;
     Ok(format!(
-        "( {source} ! videoscale ! capsfilter name=size caps=\"{raw}\" ! {enc} )"
+        "( {source} ! videoscale ! capsfilter name=size caps=\"{raw}\" ! {enc}{audio} )"
     ))
 }
 
@@ -274,6 +320,86 @@ fn run(a: &Args) -> Result<(), String> {
                     force_gops(&enc, pattern.clone());
                 }
             }
+        });
+    }
+    // gst-rtsp-server 1.22 aborts (`gst_rtsp_media_get_rates: assertion failed`) when a second
+    // client's PLAY of the shared media comes after a first PLAY started it but before any data
+    // has flowed (two recorder cameras on one test camera, connecting at once). Such a PLAY gets
+    // 503 Service Unavailable here, and the client tries again after its backoff.
+    let playing = Arc::new(AtomicUsize::new(0));
+    let flowing = Arc::new(AtomicBool::new(false));
+    {
+        let flowing = flowing.clone();
+        factory.connect_media_configure(move |_, media| {
+            flowing.store(false, Ordering::SeqCst);
+            let Some(pay) = media
+                .element()
+                .downcast_ref::<gst::Bin>()
+                .and_then(|b| b.by_name("pay0"))
+                .and_then(|p| p.static_pad("src"))
+            else {
+                return;
+            };
+            let flowing = flowing.clone();
+            pay.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |_, _| {
+                    flowing.store(true, Ordering::SeqCst);
+                    gst::PadProbeReturn::Remove
+                },
+            );
+        });
+    }
+    server.connect_client_connected(move |_, client| {
+        let counted = Arc::new(AtomicBool::new(false));
+        {
+            let (playing, flowing, counted) = (playing.clone(), flowing.clone(), counted.clone());
+            client.connect_pre_play_request(move |_, _| {
+                if counted.load(Ordering::SeqCst) {
+                    return rtsp::gst_rtsp::RTSPStatusCode::Ok;
+                }
+                if playing.load(Ordering::SeqCst) > 0 && !flowing.load(Ordering::SeqCst) {
+                    eprintln!("edgerec-testcam: PLAY before the shared media flows: 503");
+                    return rtsp::gst_rtsp::RTSPStatusCode::ServiceUnavailable;
+                }
+                playing.fetch_add(1, Ordering::SeqCst);
+                counted.store(true, Ordering::SeqCst);
+                rtsp::gst_rtsp::RTSPStatusCode::Ok
+            });
+        }
+        let playing = playing.clone();
+        client.connect_closed(move |_| {
+            if counted.swap(false, Ordering::SeqCst) {
+                playing.fetch_sub(1, Ordering::SeqCst);
+            }
+        });
+    });
+    if let Some((start, len)) = a.audio_gap {
+        factory.connect_media_configure(move |_, media| {
+            let Some(mic) = media
+                .element()
+                .downcast_ref::<gst::Bin>()
+                .and_then(|b| b.by_name("mic"))
+            else {
+                eprintln!("edgerec-testcam: --audio-gap without --audio");
+                return;
+            };
+            let weak = mic.downgrade();
+            gst::glib::timeout_add_seconds(start as u32, move || {
+                if let Some(m) = weak.upgrade() {
+                    eprintln!("edgerec-testcam: audio stops for {len} s");
+                    m.set_property("drop", true);
+                    let weak = m.downgrade();
+                    gst::glib::timeout_add_seconds(len as u32, move || {
+                        if let Some(m) = weak.upgrade() {
+                            eprintln!("edgerec-testcam: audio goes on");
+                            m.set_property("drop", false);
+                        }
+                        gst::glib::ControlFlow::Break
+                    });
+                }
+                gst::glib::ControlFlow::Break
+            });
         });
     }
     if let Some((w2, h2)) = a.switch_size {

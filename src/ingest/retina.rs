@@ -12,8 +12,9 @@
 //! loop is [`super::supervisor`].
 
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use gst::prelude::*;
@@ -22,7 +23,7 @@ use retina::client::{
     Credentials, Demuxed, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
 };
 use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoFrame, VideoParameters};
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use super::chain::{caps_name, ChainBuilder, Input};
 use crate::clock::mono_ns;
@@ -155,12 +156,22 @@ pub fn ntp_to_unix_ns(ntp: u64) -> Option<u64> {
     Some(secs * 1_000_000_000 + frac_ns)
 }
 
+/// Whether frames may still be pushed: `open` is cleared first, then the EOS is pushed under
+/// `lock`, which every push holds, so nothing is pushed after the EOS.
+#[derive(Default)]
+struct Gate {
+    open: AtomicBool,
+    lock: Mutex<()>,
+}
+
+/// How long [`RetinaRun::stop`] waits for a push in progress before giving up on the EOS.
+const STOP_WAIT: Duration = Duration::from_secs(2);
+
 /// One pipeline run of a retina camera: its source pad and its session task.
 pub struct RetinaRun {
     pad: gst::Pad,
-    /// Open while frames may be pushed; closed (under the lock) before the EOS, so nothing is
-    /// pushed after it.
-    gate: Arc<Mutex<bool>>,
+    gate: Arc<Gate>,
+    camera: Arc<str>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -192,7 +203,10 @@ impl RetinaRun {
             })
             .build();
         pad.set_active(true).map_err(|e| e.to_string())?;
-        let gate = Arc::new(Mutex::new(true));
+        let gate = Arc::new(Gate {
+            open: AtomicBool::new(true),
+            lock: Mutex::new(()),
+        });
         let pusher = Pusher {
             pad: pad.clone(),
             gate: gate.clone(),
@@ -207,6 +221,7 @@ impl RetinaRun {
             last_data,
         };
         let camera = chain.camera.clone();
+        let chain_camera = camera.clone();
         let opts = SessionOptions::default()
             .creds(creds)
             .user_agent(format!("edgerec/{}", env!("CARGO_PKG_VERSION")));
@@ -222,17 +237,37 @@ impl RetinaRun {
                 .unwrap_or_else(|e| e.into_inner())
                 .get_or_insert(why);
         });
-        Ok(RetinaRun { pad, gate, task })
+        Ok(RetinaRun {
+            pad,
+            gate,
+            camera: chain_camera,
+            task,
+        })
     }
 
     /// Stops the session: no frame is pushed after this returns; EOS goes down the chain so the
-    /// timestamper and the muxer hand over what they hold.
+    /// timestamper and the muxer hand over what they hold. A push that is stuck downstream
+    /// (for longer than 2 s) gets no EOS: tearing the pipeline down then unblocks it.
     pub fn stop(self) {
-        let mut open = self.gate.lock().unwrap_or_else(|e| e.into_inner());
-        *open = false;
+        self.gate.open.store(false, Ordering::SeqCst);
         self.task.abort();
-        if self.pad.is_linked() {
-            self.pad.push_event(gst::event::Eos::new());
+        let until = Instant::now() + STOP_WAIT;
+        let guard = loop {
+            match self.gate.lock.try_lock() {
+                Ok(g) => break Some(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() < until => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                Err(std::sync::TryLockError::WouldBlock) => break None,
+            }
+        };
+        match guard {
+            Some(_g) if self.pad.is_linked() => {
+                self.pad.push_event(gst::event::Eos::new());
+            }
+            Some(_) => {}
+            None => warn!(camera = %self.camera, "a frame push is stuck downstream: no EOS"),
         }
     }
 }
@@ -273,8 +308,8 @@ async fn session(
     // The chain is built before PLAY: frames that queued up while it was being built would
     // arrive late, and their running times (so their UTC times) would run ahead.
     {
-        let open = pusher.gate.lock().unwrap_or_else(|e| e.into_inner());
-        if !*open {
+        let _g = pusher.gate.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !pusher.gate.open.load(Ordering::SeqCst) {
             return Ok(());
         }
         chain.attach(&encoding, &pusher.pad, Input::AccessUnits)?;
@@ -300,7 +335,7 @@ async fn session(
 /// Turns retina's frames into buffers on the source pad.
 struct Pusher {
     pad: gst::Pad,
-    gate: Arc<Mutex<bool>>,
+    gate: Arc<Gate>,
     pipeline: gst::glib::WeakRef<gst::Pipeline>,
     camera: Arc<str>,
     /// Attach sender-report time to frames (`time_source = "rtcp"`).
@@ -334,8 +369,8 @@ impl Pusher {
         if !self.caps_sent && !key {
             return Ok(()); // a recording starts on a key frame
         }
-        let open = self.gate.lock().unwrap_or_else(|e| e.into_inner());
-        if !*open {
+        let _g = self.gate.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.gate.open.load(Ordering::SeqCst) {
             return Err("stopped".into());
         }
         if !self.caps_sent || f.has_new_parameters() {

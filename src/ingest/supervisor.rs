@@ -226,10 +226,23 @@ impl CameraSupervisor {
             branch_slot: branch_slot.clone(),
             mux_slot: mux_slot.clone(),
         };
+        let bus = pipeline.bus().ok_or("pipeline has no bus")?;
         let mut retina_run = None;
         match self.cfg.source {
-            Source::Rtspsrc => self.add_rtspsrc(&pipeline, chain, &link_error)?,
+            Source::Rtspsrc => {
+                self.add_rtspsrc(&pipeline, chain, &link_error)?;
+                pipeline
+                    .set_state(gst::State::Playing)
+                    .map_err(|e| format!("cannot start: {e}"))?;
+            }
             Source::Retina => {
+                // PLAYING first (an empty pipeline gets there at once): the chain is added
+                // from the RTSP thread and follows the pipeline's state. Added while the
+                // pipeline was still on its way, the appsink could stay in PAUSED and block the
+                // muxer on its preroll, and with it the RTSP thread.
+                pipeline
+                    .set_state(gst::State::Playing)
+                    .map_err(|e| format!("cannot start: {e}"))?;
                 retina_run = Some(RetinaRun::start(
                     &self.cfg,
                     &pipeline,
@@ -239,11 +252,6 @@ impl CameraSupervisor {
                 )?)
             }
         }
-
-        let bus = pipeline.bus().ok_or("pipeline has no bus")?;
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| format!("cannot start: {e}"))?;
         info!(camera = %camera, url = %self.cfg.redacted_url(), "connecting");
         let start = Instant::now();
         let stall_ns = self.cfg.stall_timeout.as_nanos() as i64;

@@ -384,6 +384,17 @@ impl Drop for Recorder {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test shows what the recorder said (the tail of its log).
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "--- recorder log, last {} lines ---\n{}",
+                tail.len(),
+                tail.join("\n")
+            );
+        }
     }
 }
 
