@@ -525,21 +525,26 @@ fn rtcp_time_source_stamps_from_sender_reports() {
     assert_all_decode(&site);
 }
 
-/// H.265 is recorded and decodes.
-#[test]
-fn records_h265() {
-    let cam = TestCam::start(&["--codec", "h265", "--width", "320", "--height", "240"]);
-    let site = Site::new(
-        "max_size_mib = 64\nmin_free_mib = 0",
-        &[("hevc", cam.url(), "")],
-    );
+/// Records camera `id` at `url` (64 MiB store) until it has media, then `secs` seconds more,
+/// and stops the recorder, which must stop cleanly. Returns the site and the recorder's log.
+fn record_for(url: String, id: &str, secs: u64) -> (Site, String) {
+    let site = Site::new("max_size_mib = 64\nmin_free_mib = 0", &[(id, url, "")]);
     let rec = Recorder::start(&site);
     wait_for(Duration::from_secs(20), "first media", || {
         !site.segments().is_empty()
     });
-    std::thread::sleep(Duration::from_secs(5));
+    std::thread::sleep(Duration::from_secs(secs));
+    let log = rec.log_text();
     let (ok, _) = rec.terminate();
-    assert!(ok);
+    assert!(ok, "the recorder stops cleanly");
+    (site, log)
+}
+
+/// H.265 is recorded and decodes.
+#[test]
+fn records_h265() {
+    let cam = TestCam::start(&["--codec", "h265", "--width", "320", "--height", "240"]);
+    let (site, _) = record_for(cam.url(), "hevc", 5);
     let segs = site.complete();
     assert_eq!(segs.len(), 1);
     assert!(segs[0].duration_ns > 3_000_000_000);
@@ -776,17 +781,7 @@ fn store_misuse_gets_clear_errors() {
 #[test]
 fn records_b_frames_with_their_decode_times() {
     let cam = TestCam::start(&["--width", "320", "--height", "240", "--bframes", "2"]);
-    let site = Site::new(
-        "max_size_mib = 64\nmin_free_mib = 0",
-        &[("b", cam.url(), "")],
-    );
-    let rec = Recorder::start(&site);
-    wait_for(Duration::from_secs(20), "first media", || {
-        !site.segments().is_empty()
-    });
-    std::thread::sleep(Duration::from_secs(5));
-    let (ok, _) = rec.terminate();
-    assert!(ok);
+    let (site, _) = record_for(cam.url(), "b", 5);
     for f in site.media_files() {
         let e = ffmpeg_errors(&f);
         assert!(e.is_empty(), "{} does not decode cleanly: {e}", f.display());
@@ -851,15 +846,7 @@ fn digest_auth_records_and_logs_no_credentials() {
         "--digest",
     ]);
     let url = cam.url().replace("rtsp://", "rtsp://op:d1gest-pw@");
-    let site = Site::new("max_size_mib = 64\nmin_free_mib = 0", &[("d", url, "")]);
-    let rec = Recorder::start(&site);
-    wait_for(Duration::from_secs(20), "media", || {
-        !site.segments().is_empty()
-    });
-    std::thread::sleep(Duration::from_secs(3));
-    let log = rec.log_text();
-    let (ok, _) = rec.terminate();
-    assert!(ok);
+    let (site, log) = record_for(url, "d", 3);
     assert!(!log.contains("d1gest-pw"), "password logged:\n{log}");
     assert_all_decode(&site);
 }
@@ -922,18 +909,8 @@ fn a_camera_with_a_microphone_that_mutes_records_its_video_whole() {
         "--audio-gap",
         "2,3",
     ]);
-    let site = Site::new(
-        "max_size_mib = 64\nmin_free_mib = 0",
-        &[("mic", cam.url(), "")],
-    );
-    let rec = Recorder::start(&site);
-    wait_for(Duration::from_secs(20), "media", || {
-        !site.segments().is_empty()
-    });
     // Past the 3 s without audio that starts 2 s in.
-    std::thread::sleep(Duration::from_secs(8));
-    let (ok, _) = rec.terminate();
-    assert!(ok);
+    let (site, _) = record_for(cam.url(), "mic", 8);
     let segs = site.complete();
     assert_eq!(segs.len(), 1, "one run, one segment: {segs:?}");
     assert!(segs[0].duration_ns >= 7_000_000_000, "{segs:?}");

@@ -29,6 +29,10 @@ use super::chain::{caps_name, ChainBuilder, Input};
 use crate::clock::mono_ns;
 use crate::config::{CameraConfig, TimeSource};
 
+/// The reference-timestamp caps of a frame's camera time: ns since 1970 (UTC).
+static UNIX_TIME_CAPS: std::sync::LazyLock<gst::Caps> =
+    std::sync::LazyLock::new(|| gst::Caps::builder("timestamp/x-unix").build());
+
 /// Seconds between the NTP epoch (1900) and the Unix epoch (1970), RFC 5905 section 6.
 const NTP_UNIX_OFFSET_S: u64 = 2_208_988_800;
 
@@ -158,7 +162,6 @@ pub fn ntp_to_unix_ns(ntp: u64) -> Option<u64> {
 
 /// Whether frames may still be pushed: `open` is cleared first, then the EOS is pushed under
 /// `lock`, which every push holds, so nothing is pushed after the EOS.
-#[derive(Default)]
 struct Gate {
     open: AtomicBool,
     lock: Mutex<()>,
@@ -428,7 +431,7 @@ impl Pusher {
             if let Some(u) = utc.filter(|u| *u > 0) {
                 gst::ReferenceTimestampMeta::add(
                     b,
-                    &gst::Caps::builder("timestamp/x-unix").build(),
+                    &UNIX_TIME_CAPS,
                     gst::ClockTime::from_nseconds(u as u64),
                     gst::ClockTime::NONE,
                 );
