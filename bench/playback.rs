@@ -97,6 +97,7 @@ fn main() {
                 init_size_bytes: 700,
                 fragments: frags.clone(),
                 codec: "avc1".into(),
+                audio_codec: None,
                 path: format!("media/cam/{d}/{i}.mp4"),
                 state: SegmentState::Complete,
                 uploaded_utc_ns: None,

@@ -87,6 +87,7 @@ fn main() {
                 duration_us: 30_000_000,
             }],
             codec: "avc1".into(),
+            audio_codec: None,
             path: rel,
             state: SegmentState::Complete,
             uploaded_utc_ns: None,

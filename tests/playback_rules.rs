@@ -69,6 +69,7 @@ impl Timeline {
                 init_size_bytes: 700,
                 fragments: frags,
                 codec: "avc1".into(),
+                audio_codec: None,
                 path: format!("media/cam/{at}.mp4"),
                 state: SegmentState::Complete,
                 uploaded_utc_ns: None,

@@ -205,6 +205,15 @@ pub struct RawPipeline {
     pub h265_timestamper: String,
     /// Fragmented-MP4 muxer (default `isofmp4mux`).
     pub muxer: String,
+    /// G.711 µ-law decoder (default `mulawdec`), for `audio = "auto"` cameras that send PCMU.
+    pub mulaw_decoder: String,
+    /// G.711 A-law decoder (default `alawdec`), for PCMA.
+    pub alaw_decoder: String,
+    /// AAC-LC encoder that G.711 is re-encoded with (default `avenc_aac`; `fdkaacenc` or a
+    /// board's hardware encoder can take over). It must accept raw audio through
+    /// `audioconvert` at the camera's sample rate and give `audio/mpeg, mpegversion=4,
+    /// stream-format=raw`.
+    pub aac_encoder: String,
 }
 
 impl Default for RawPipeline {
@@ -217,6 +226,9 @@ impl Default for RawPipeline {
             h264_timestamper: "h264timestamper".into(),
             h265_timestamper: "h265timestamper".into(),
             muxer: "isofmp4mux".into(),
+            mulaw_decoder: "mulawdec".into(),
+            alaw_decoder: "alawdec".into(),
+            aac_encoder: "avenc_aac".into(),
         }
     }
 }
@@ -248,12 +260,39 @@ struct RawCamera {
     time_source: String,
     #[serde(default = "default_mode")]
     mode: String,
+    #[serde(default = "default_audio")]
+    audio: String,
     signal_gate: Option<evr::RawSignalGate>,
     motion: Option<motion::RawMotion>,
 }
 
 fn default_mode() -> String {
     "cvr".into()
+}
+
+fn default_audio() -> String {
+    "off".into()
+}
+
+/// Whether a camera's sound is recorded (`audio` in `[[camera]]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audio {
+    /// Video only (default: recording sound is a legal question in many places).
+    Off,
+    /// The camera's first audio stream, if it has one: AAC (RTP `MPEG4-GENERIC`) as it comes,
+    /// G.711 (`PCMU`, `PCMA`) re-encoded to AAC-LC at its own sample rate; any other codec is
+    /// left out with a warning per run. Needs `source = "retina"` (docs/recording.md).
+    Auto,
+}
+
+impl Audio {
+    /// The config word: `off` or `auto`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Audio::Off => "off",
+            Audio::Auto => "auto",
+        }
+    }
 }
 
 fn default_time_source() -> String {
@@ -719,6 +758,8 @@ pub struct CameraConfig {
     pub enabled: bool,
     /// Where fragment times come from.
     pub time_source: TimeSource,
+    /// Whether the camera's sound is recorded.
+    pub audio: Audio,
     /// CVR (keep everything) or EVR (keep clips around events); seed `001_*`.
     pub mode: Mode,
     /// The signal gate: how events make clips (EVR cameras; clips on CVR cameras too).
@@ -734,6 +775,7 @@ impl std::fmt::Debug for CameraConfig {
             .field("url", &self.redacted_url())
             .field("transport", &self.transport)
             .field("source", &self.source)
+            .field("audio", &self.audio)
             .field("segment_length", &self.segment_length)
             .finish_non_exhaustive()
     }
@@ -1051,6 +1093,23 @@ impl Config {
                 }
             };
             let source = camera_source(&k("source"), c.source.as_deref(), &c.url, transport)?;
+            let audio = match c.audio.as_str() {
+                "off" => Audio::Off,
+                "auto" if source == Source::Rtspsrc => {
+                    return Err(rule(
+                        k("audio"),
+                        "audio is recorded with source = \"retina\" only (rtsp:// over TCP); \
+                         this camera uses rtspsrc",
+                    ))
+                }
+                "auto" => Audio::Auto,
+                other => {
+                    return Err(rule(
+                        k("audio"),
+                        format!("must be off or auto, got {other:?}"),
+                    ))
+                }
+            };
             if latency_ms > 10_000 {
                 return Err(rule(k("latency_ms"), "must be at most 10000"));
             }
@@ -1071,6 +1130,7 @@ impl Config {
                 stall_timeout,
                 enabled: c.enabled,
                 time_source,
+                audio,
                 mode,
                 signal_gate,
                 motion,
@@ -1138,6 +1198,23 @@ mod tests {
         let e = tls("source = \"retina\"\n").unwrap_err();
         assert!(e.to_string().contains("rtsps://"), "{e}");
         assert_eq!(key_of(e), "camera[0].source");
+    }
+
+    #[test]
+    fn audio_is_off_unless_asked_for_and_needs_retina() {
+        let parse = |extra: &str| Config::parse(&(with_segment("PT30S") + extra));
+        assert_eq!(parse("").unwrap().cameras[0].audio, Audio::Off);
+        assert_eq!(
+            parse("audio = \"auto\"\n").unwrap().cameras[0].audio,
+            Audio::Auto
+        );
+        for bad in [
+            "audio = \"on\"\n",
+            "audio = \"auto\"\nsource = \"rtspsrc\"\n",
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(key_of(e), "camera[0].audio", "{bad}");
+        }
     }
 
     #[test]

@@ -90,8 +90,16 @@ CREATE TABLE event (
 CREATE INDEX event_camera_time ON event (camera, time_utc_ns);
 "#;
 
+/// Sixth schema step: the audio track of a segment (cameras recorded with `audio = "auto"`).
+pub const SCHEMA_V6: &str = r#"
+-- RFC 6381 codecs of the segment's audio track (mp4a.40.2 for AAC-LC); NULL: video only.
+ALTER TABLE segment ADD COLUMN audio_codec TEXT;
+"#;
+
 /// Migrations: entry `i` takes the schema from `user_version` i to i + 1.
-const MIGRATIONS: &[&str] = &[SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5];
+const MIGRATIONS: &[&str] = &[
+    SCHEMA_V1, SCHEMA_V2, SCHEMA_V3, SCHEMA_V4, SCHEMA_V5, SCHEMA_V6,
+];
 
 /// An event marker of one camera.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -219,8 +227,10 @@ pub struct SegmentRow {
     pub init_size_bytes: i64,
     /// Fragments in file order.
     pub fragments: Vec<FragmentEntry>,
-    /// Sample entry four-cc.
+    /// Sample entry four-cc of the video track.
     pub codec: String,
+    /// RFC 6381 codecs of the audio track (`mp4a.40.2`); `None`: video only.
+    pub audio_codec: Option<String>,
     /// Path relative to the storage root.
     pub path: String,
     /// Row state.
@@ -284,7 +294,7 @@ pub struct Index {
 const SEGMENT_COLS: &str =
     "id, camera, run_id, start_utc_ns, duration_ns, size_bytes, alloc_bytes, \
      init_size_bytes, fragments, codec, path, state, uploaded_utc_ns, timescale, decode_time, \
-     media_seq, disc_seq, disc_start";
+     media_seq, disc_seq, disc_start, audio_codec";
 
 fn row_to_segment(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
     Ok(SegmentRow {
@@ -298,6 +308,7 @@ fn row_to_segment(r: &rusqlite::Row<'_>) -> rusqlite::Result<SegmentRow> {
         init_size_bytes: r.get(7)?,
         fragments: decode_fragments(&r.get::<_, Vec<u8>>(8)?),
         codec: r.get(9)?,
+        audio_codec: r.get(18)?,
         path: r.get(10)?,
         state: SegmentState::from_i64(r.get(11)?),
         uploaded_utc_ns: r.get(12)?,
@@ -430,8 +441,8 @@ impl Index {
         conn.execute(
             "INSERT INTO segment (camera, run_id, start_utc_ns, duration_ns, size_bytes, alloc_bytes, \
              init_size_bytes, fragments, codec, path, state, uploaded_utc_ns, timescale, \
-             decode_time, media_seq, disc_seq, disc_start) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             decode_time, media_seq, disc_seq, disc_start, audio_codec) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
             params![
                 s.camera,
                 s.run_id,
@@ -449,7 +460,8 @@ impl Index {
                 s.decode_time as i64,
                 media_seq,
                 disc_seq,
-                disc_start
+                disc_start,
+                s.audio_codec
             ],
         )?;
         let id = conn.last_insert_rowid();
@@ -564,6 +576,7 @@ impl Index {
                 init_size_bytes: r.get(4)?,
                 fragments: Vec::new(),
                 codec: r.get(5)?,
+                audio_codec: None,
                 path: String::new(),
                 state: SegmentState::from_i64(r.get(6)?),
                 uploaded_utc_ns: None,
@@ -945,8 +958,8 @@ impl Index {
     pub fn rewrite_segment(&self, s: &SegmentRow) -> Result<(), IndexError> {
         self.conn.execute(
             "UPDATE segment SET duration_ns = ?2, size_bytes = ?3, alloc_bytes = ?4, fragments = ?5, \
-             state = ?6, init_size_bytes = ?7, codec = ?8, timescale = ?9, decode_time = ?10 \
-             WHERE id = ?1",
+             state = ?6, init_size_bytes = ?7, codec = ?8, timescale = ?9, decode_time = ?10, \
+             audio_codec = ?11 WHERE id = ?1",
             params![
                 s.id,
                 s.duration_ns,
@@ -957,7 +970,8 @@ impl Index {
                 s.init_size_bytes,
                 s.codec,
                 s.timescale,
-                s.decode_time as i64
+                s.decode_time as i64,
+                s.audio_codec
             ],
         )?;
         // Its codec, init size or end may have changed: its own flag and its successor's.
@@ -1105,6 +1119,7 @@ mod tests {
                 duration_us: 30_000_000,
             }],
             codec: "avc1".into(),
+            audio_codec: None,
             path: path.into(),
             state: SegmentState::Complete,
             uploaded_utc_ns: None,

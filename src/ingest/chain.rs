@@ -28,6 +28,26 @@ pub enum Input {
     AccessUnits,
 }
 
+/// The sound the retina source hands over, and what the chain does with it before the muxer's
+/// audio pad.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AudioInput {
+    /// AAC access units with the AudioSpecificConfig as `codec_data` (RTP `MPEG4-GENERIC`,
+    /// RFC 3640): to the muxer as they are.
+    Aac,
+    /// G.711 µ-law samples (RTP `PCMU`, RFC 3551 section 4.5.14): decoded and encoded to AAC-LC
+    /// at their own sample rate.
+    Mulaw,
+    /// G.711 A-law samples (RTP `PCMA`): the same.
+    Alaw,
+}
+
+/// Bytes a `queue` in front of the muxer may hold per track when a camera has audio: the
+/// muxer waits for both tracks, and both are pushed from the one RTSP thread, so neither push
+/// may block on the other track. 5 s of media is far more than two tracks ever drift apart
+/// (the source ends audio with a gap after 1 s, [`super::retina`]).
+const TRACK_QUEUE_NS: u64 = 5_000_000_000;
+
 /// Everything one pipeline run's chain needs; [`ChainBuilder::attach`] is called once, from
 /// whichever thread learns the codec (rtspsrc's `pad-added`, or the RTSP runtime thread).
 pub struct ChainBuilder {
@@ -61,12 +81,29 @@ pub fn caps_name(encoding: &str) -> Result<&'static str, String> {
     }
 }
 
+/// A `queue` in front of a muxer pad (see [`TRACK_QUEUE_NS`]).
+fn track_queue() -> Result<gst::Element, String> {
+    let q = make_element("queue")?;
+    q.set_property("max-size-buffers", 0u32);
+    q.set_property("max-size-bytes", 0u32);
+    q.set_property("max-size-time", TRACK_QUEUE_NS);
+    Ok(q)
+}
+
 impl ChainBuilder {
     /// Builds the chain for `encoding` (`H264`/`H265`), adds it to the pipeline, starts it and
-    /// links `head` to it.
+    /// links `head` to it. With `audio` (an audio track follows through [`Self::attach_audio`])
+    /// a `queue` goes in front of the muxer's video pad; without, the chain is exactly the
+    /// video-only chain.
     ///
     /// Errors: unsupported encoding, a missing element, or a refused link, in words.
-    pub fn attach(&self, encoding: &str, head: &gst::Pad, input: Input) -> Result<(), String> {
+    pub fn attach(
+        &self,
+        encoding: &str,
+        head: &gst::Pad,
+        input: Input,
+        audio: bool,
+    ) -> Result<(), String> {
         let pipeline = self.pipeline.upgrade().ok_or("pipeline gone")?;
         let name = caps_name(encoding)?;
         let h264 = name == "video/x-h264";
@@ -111,6 +148,9 @@ impl ChainBuilder {
             }
         }
         chain.push(make_element(ts)?);
+        if audio {
+            chain.push(track_queue()?);
+        }
         let mux = self.muxer()?;
         chain.push(mux.clone());
         chain.push(self.appsink().upcast());
@@ -125,6 +165,55 @@ impl ChainBuilder {
         head.link(&sink)
             .map_err(|e| format!("link the source: {e:?}"))?;
         *self.mux_slot.lock().unwrap() = Some(mux);
+        Ok(())
+    }
+
+    /// Adds the audio track after [`Self::attach`]: `head` (caps already pushed, or pushed
+    /// before its first buffer) through a `queue` (and for G.711 the decoder, `audioconvert`,
+    /// the AAC encoder and `aacparse`) to a new sink pad of the muxer.
+    ///
+    /// Errors: no muxer yet, a missing element, or a refused link, in words.
+    pub fn attach_audio(&self, input: AudioInput, head: &gst::Pad) -> Result<(), String> {
+        let pipeline = self.pipeline.upgrade().ok_or("pipeline gone")?;
+        let mux = self
+            .mux_slot
+            .lock()
+            .unwrap()
+            .clone()
+            .ok_or("the audio track needs the video chain first")?;
+        let e = &self.elements;
+        let mut chain = vec![track_queue()?];
+        match input {
+            AudioInput::Aac => {}
+            AudioInput::Mulaw | AudioInput::Alaw => {
+                let dec = if input == AudioInput::Mulaw {
+                    &e.mulaw_decoder
+                } else {
+                    &e.alaw_decoder
+                };
+                chain.push(make_element(dec)?);
+                chain.push(make_element("audioconvert")?);
+                chain.push(make_element(&e.aac_encoder)?);
+                chain.push(make_element("aacparse")?);
+            }
+        }
+        pipeline.add_many(&chain).map_err(|e| e.to_string())?;
+        gst::Element::link_many(&chain).map_err(|e| format!("link: {e}"))?;
+        let mux_pad = mux
+            .request_pad_simple("sink_%u")
+            .ok_or("the muxer gives no audio pad")?;
+        chain
+            .last()
+            .and_then(|l| l.static_pad("src"))
+            .ok_or("the audio chain has no src pad")?
+            .link(&mux_pad)
+            .map_err(|e| format!("link audio to the muxer: {e:?}"))?;
+        for el in chain.iter().rev() {
+            el.sync_state_with_parent().map_err(|e| e.to_string())?;
+        }
+        let sink = chain[0].static_pad("sink").ok_or("queue has no sink pad")?;
+        head.link(&sink)
+            .map_err(|e| format!("link the audio source: {e:?}"))?;
         Ok(())
     }
 

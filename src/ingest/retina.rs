@@ -22,12 +22,14 @@ use gstreamer as gst;
 use retina::client::{
     Credentials, Demuxed, PlayOptions, Session, SessionOptions, SetupOptions, TcpTransportOptions,
 };
-use retina::codec::{CodecItem, FrameFormat, ParametersRef, VideoFrame, VideoParameters};
+use retina::codec::{
+    AudioFrame, CodecItem, FrameFormat, ParametersRef, VideoFrame, VideoParameters,
+};
 use tracing::{debug, info, warn};
 
-use super::chain::{caps_name, ChainBuilder, Input};
+use super::chain::{caps_name, AudioInput, ChainBuilder, Input};
 use crate::clock::mono_ns;
-use crate::config::{CameraConfig, TimeSource};
+use crate::config::{Audio, CameraConfig, TimeSource};
 
 /// The reference-timestamp caps of a frame's camera time: ns since 1970 (UTC).
 static UNIX_TIME_CAPS: std::sync::LazyLock<gst::Caps> =
@@ -160,6 +162,23 @@ pub fn ntp_to_unix_ns(ntp: u64) -> Option<u64> {
     Some(secs * 1_000_000_000 + frac_ns)
 }
 
+/// How far audio may lag the video before the source ends it with a gap event, ns: the muxer
+/// waits for both tracks, so a camera whose microphone goes quiet would otherwise hold the
+/// video back for as long as it stays quiet. Cameras interleave their tracks within a few
+/// hundred ms.
+const AUDIO_SLACK_NS: i64 = 1_000_000_000;
+
+/// What the chain does with an RTP audio encoding (`MPEG4-GENERIC`, `PCMU`, `PCMA`, any case);
+/// `None` for any other (recorded video only).
+pub fn audio_input(encoding: &str) -> Option<AudioInput> {
+    match encoding.to_ascii_lowercase().as_str() {
+        "mpeg4-generic" => Some(AudioInput::Aac),
+        "pcmu" => Some(AudioInput::Mulaw),
+        "pcma" => Some(AudioInput::Alaw),
+        _ => None,
+    }
+}
+
 /// Whether frames may still be pushed: `open` is cleared first, then the EOS is pushed under
 /// `lock`, which every push holds, so nothing is pushed after the EOS.
 struct Gate {
@@ -173,6 +192,7 @@ const STOP_WAIT: Duration = Duration::from_secs(2);
 /// One pipeline run of a retina camera: its source pad and its session task.
 pub struct RetinaRun {
     pad: gst::Pad,
+    audio_pad: gst::Pad,
     gate: Arc<Gate>,
     camera: Arc<str>,
     task: tokio::task::JoinHandle<()>,
@@ -193,25 +213,23 @@ impl RetinaRun {
     ) -> Result<RetinaRun, String> {
         let (url, creds) =
             split_credentials(&cfg.url, cfg.username.as_deref(), cfg.password.as_deref())?;
-        let pad = gst::Pad::builder(gst::PadDirection::Src)
-            .name(format!("retina-{}", cfg.id))
-            .query_function(|pad, parent, query| {
-                // Frames carry running times of their arrival but nothing waits on the clock:
-                // the muxer takes them as they come (not live, no latency).
-                if let gst::QueryViewMut::Latency(q) = query.view_mut() {
-                    q.set(false, gst::ClockTime::ZERO, gst::ClockTime::NONE);
-                    return true;
-                }
-                gst::Pad::query_default(pad, parent, query)
-            })
-            .build();
-        pad.set_active(true).map_err(|e| e.to_string())?;
+        let pad = source_pad(&format!("retina-{}", cfg.id))?;
+        let audio_pad = source_pad(&format!("retina-{}-audio", cfg.id))?;
         let gate = Arc::new(Gate {
             open: AtomicBool::new(true),
             lock: Mutex::new(()),
         });
         let pusher = Pusher {
             pad: pad.clone(),
+            audio: (cfg.audio == Audio::Auto).then(|| AudioTrack {
+                pad: audio_pad.clone(),
+                input: AudioInput::Aac,
+                origin: None,
+                until_ns: None,
+                quiet: false,
+                ended: false,
+            }),
+            first_pts_ns: None,
             gate: gate.clone(),
             pipeline: pipeline.downgrade(),
             camera: chain.camera.clone(),
@@ -242,6 +260,7 @@ impl RetinaRun {
         });
         Ok(RetinaRun {
             pad,
+            audio_pad,
             gate,
             camera: chain_camera,
             task,
@@ -267,6 +286,9 @@ impl RetinaRun {
         };
         match guard {
             Some(_g) if self.pad.is_linked() => {
+                if self.audio_pad.is_linked() {
+                    self.audio_pad.push_event(gst::event::Eos::new());
+                }
                 self.pad.push_event(gst::event::Eos::new());
             }
             Some(_) => {}
@@ -275,8 +297,57 @@ impl RetinaRun {
     }
 }
 
-/// DESCRIBE, SETUP (the first video stream, interleaved TCP), PLAY; then frames until the
-/// stream ends or fails.
+/// A source pad the recorder owns and pushes into from the RTSP thread. Frames carry running
+/// times of their arrival but nothing waits on the clock: the muxer takes them as they come
+/// (its latency query answers not live, no latency).
+fn source_pad(name: &str) -> Result<gst::Pad, String> {
+    let pad = gst::Pad::builder(gst::PadDirection::Src)
+        .name(name)
+        .query_function(|pad, parent, query| {
+            if let gst::QueryViewMut::Latency(q) = query.view_mut() {
+                q.set(false, gst::ClockTime::ZERO, gst::ClockTime::NONE);
+                return true;
+            }
+            gst::Pad::query_default(pad, parent, query)
+        })
+        .build();
+    pad.set_active(true).map_err(|e| e.to_string())?;
+    Ok(pad)
+}
+
+/// The caps of an audio track as the source pushes it: AAC with the AudioSpecificConfig as
+/// `codec_data` (ISO/IEC 14496-3 section 1.6.2.1), or G.711 µ-law/A-law at its RTP clock rate.
+fn audio_caps(input: AudioInput, rate: u32, channels: u16, config: &[u8]) -> gst::Caps {
+    match input {
+        AudioInput::Aac => gst::Caps::builder("audio/mpeg")
+            .field("mpegversion", 4i32)
+            .field("stream-format", "raw")
+            .field("codec_data", gst::Buffer::from_slice(config.to_vec()))
+            .field("rate", rate as i32)
+            .field("channels", i32::from(channels))
+            .build(),
+        AudioInput::Mulaw | AudioInput::Alaw => gst::Caps::builder(if input == AudioInput::Mulaw {
+            "audio/x-mulaw"
+        } else {
+            "audio/x-alaw"
+        })
+        .field("rate", rate as i32)
+        .field("channels", i32::from(channels))
+        .build(),
+    }
+}
+
+/// TCP interleaved transport, MP4 framing (length-prefixed NAL units, raw AAC).
+fn setup_options() -> SetupOptions {
+    SetupOptions::default()
+        .transport(retina::client::Transport::Tcp(
+            TcpTransportOptions::default(),
+        ))
+        .frame_format(FrameFormat::MP4)
+}
+
+/// DESCRIBE, SETUP (the first video stream and, with `audio = "auto"`, the first audio stream,
+/// interleaved TCP), PLAY; then frames until the stream ends or fails.
 async fn session(
     url: url::Url,
     opts: SessionOptions,
@@ -297,17 +368,58 @@ async fn session(
         .filter(|f| *f >= 1.0 && *f <= 240.0)
         .map_or(0, |f| (1e9 / f as f64) as u64);
     let name = caps_name(&encoding)?;
+    // The first audio stream, if asked for and of a codec the chain records.
+    let audio = if pusher.audio.is_some() {
+        let found = session
+            .streams()
+            .iter()
+            .enumerate()
+            .find(|(_, s)| s.media() == "audio")
+            .map(|(i, s)| (i, s.encoding_name().to_string()));
+        match found {
+            Some((i, enc)) => match audio_input(&enc) {
+                Some(input) => Some((i, input)),
+                None => {
+                    warn!(camera = %pusher.camera, codec = %enc,
+                          "audio codec {enc} is not recorded (AAC and G.711 are): recording video only");
+                    None
+                }
+            },
+            None => {
+                info!(camera = %pusher.camera, "the camera offers no audio: recording video only");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    if audio.is_none() {
+        pusher.audio = None;
+    }
     session
-        .setup(
-            index,
-            SetupOptions::default()
-                .transport(retina::client::Transport::Tcp(
-                    TcpTransportOptions::default(),
-                ))
-                .frame_format(FrameFormat::MP4),
-        )
+        .setup(index, setup_options())
         .await
         .map_err(|e| format!("SETUP: {e}"))?;
+    let mut audio_caps_now = None;
+    if let Some((ai, input)) = audio {
+        session
+            .setup(ai, setup_options())
+            .await
+            .map_err(|e| format!("SETUP (audio): {e}"))?;
+        let s = &session.streams()[ai];
+        let channels = s.channels().map_or(1, |c| c.get());
+        let (rate, config) = match s.parameters() {
+            Some(ParametersRef::Audio(a)) => (a.clock_rate(), a.extra_data().to_vec()),
+            _ => (s.clock_rate_hz(), Vec::new()),
+        };
+        if input == AudioInput::Aac && config.is_empty() {
+            return Err("the camera's AAC stream has no config in its SDP".into());
+        }
+        if let Some(a) = pusher.audio.as_mut() {
+            a.input = input;
+        }
+        audio_caps_now = Some(audio_caps(input, rate, channels, &config));
+    }
     // The chain is built before PLAY: frames that queued up while it was being built would
     // arrive late, and their running times (so their UTC times) would run ahead.
     {
@@ -315,8 +427,24 @@ async fn session(
         if !pusher.gate.open.load(Ordering::SeqCst) {
             return Ok(());
         }
-        chain.attach(&encoding, &pusher.pad, Input::AccessUnits)?;
+        chain.attach(&encoding, &pusher.pad, Input::AccessUnits, audio.is_some())?;
+        if let (Some((_, input)), Some(caps), Some(a)) =
+            (audio, audio_caps_now, pusher.audio.as_ref())
+        {
+            chain.attach_audio(input, &a.pad)?;
+            a.pad.push_event(gst::event::StreamStart::new(&format!(
+                "retina-{}-audio",
+                pusher.camera
+            )));
+            a.pad.push_event(gst::event::Caps::new(&caps));
+            a.pad
+                .push_event(gst::event::Segment::new(&gst::FormattedSegment::<
+                    gst::ClockTime,
+                >::new()));
+            info!(camera = %pusher.camera, caps = %caps, "retina: recording audio");
+        }
     }
+    let audio_index = audio.map(|(i, _)| i);
     let playing = session
         .play(PlayOptions::default())
         .await
@@ -328,6 +456,7 @@ async fn session(
             CodecItem::VideoFrame(f) if f.stream_id() == index => {
                 pusher.frame(f, &demuxed, index, name)?
             }
+            CodecItem::AudioFrame(f) if Some(f.stream_id()) == audio_index => pusher.audio(f)?,
             CodecItem::Rtcp(r) if r.stream_id() == index => pusher.rtcp(&r),
             _ => {}
         }
@@ -335,9 +464,29 @@ async fn session(
     Ok(())
 }
 
+/// The audio track of a run, as the source pushes it.
+struct AudioTrack {
+    pad: gst::Pad,
+    input: AudioInput,
+    /// The first audio frame's RTP time (extended ticks) and the running time (ns) it was
+    /// received at.
+    origin: Option<(i64, u64)>,
+    /// Running time (ns) up to which the track has been pushed (frames or a gap).
+    until_ns: Option<i64>,
+    /// In a gap: the next frame is flagged `DISCONT`.
+    quiet: bool,
+    /// Ended with EOS (no audio at all within the slack, for a G.711 track whose encoder can
+    /// give the muxer no caps without data): nothing more is pushed this run.
+    ended: bool,
+}
+
 /// Turns retina's frames into buffers on the source pad.
 struct Pusher {
     pad: gst::Pad,
+    /// The audio track (`audio = "auto"` and a codec the chain records).
+    audio: Option<AudioTrack>,
+    /// Running time (ns) of the first video frame pushed: no audio before it.
+    first_pts_ns: Option<i64>,
     gate: Arc<Gate>,
     pipeline: gst::glib::WeakRef<gst::Pipeline>,
     camera: Arc<str>,
@@ -372,7 +521,8 @@ impl Pusher {
         if !self.caps_sent && !key {
             return Ok(()); // a recording starts on a key frame
         }
-        let _g = self.gate.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let gate = self.gate.clone();
+        let _g = gate.lock.lock().unwrap_or_else(|e| e.into_inner());
         if !self.gate.open.load(Ordering::SeqCst) {
             return Err("stopped".into());
         }
@@ -437,10 +587,101 @@ impl Pusher {
                 );
             }
         }
+        self.first_pts_ns.get_or_insert(pts);
         self.pad
             .push(buf)
+            .map_err(|e| format!("pipeline refused a frame: {e:?}"))?;
+        self.audio_gap(pts - AUDIO_SLACK_NS);
+        Ok(())
+    }
+
+    /// Ends the audio track up to running time `horizon` (ns) with a gap event if no audio came
+    /// that far, so the muxer does not wait for it; a G.711 track that never had a frame is
+    /// ended instead (see [`AudioTrack::ended`]). Called with the gate held.
+    fn audio_gap(&mut self, horizon: i64) {
+        let (Some(a), Some(first)) = (self.audio.as_mut(), self.first_pts_ns) else {
+            return;
+        };
+        if a.ended || horizon <= first {
+            return;
+        }
+        if a.until_ns.is_none() && a.input != AudioInput::Aac {
+            warn!(camera = %self.camera,
+                  "no audio within 1 s of the first video frame: recording video only until the next connection");
+            a.ended = true;
+            a.pad.push_event(gst::event::Eos::new());
+            return;
+        }
+        let from = a.until_ns.unwrap_or(first);
+        if from >= horizon {
+            return;
+        }
+        if !a.quiet {
+            info!(camera = %self.camera, "audio stopped: the video goes on without it");
+            a.quiet = true;
+        }
+        a.pad.push_event(
+            gst::event::Gap::builder(gst::ClockTime::from_nseconds(from as u64))
+                .duration(gst::ClockTime::from_nseconds((horizon - from) as u64))
+                .build(),
+        );
+        a.until_ns = Some(horizon);
+    }
+
+    /// Pushes an audio frame: AAC access units as they are, G.711 sample blocks. Frames before
+    /// the first video frame, or behind what a gap already covered, are dropped.
+    fn audio(&mut self, f: AudioFrame) -> Result<(), String> {
+        let Some(first) = self.first_pts_ns else {
+            return Ok(()); // a recording starts with video
+        };
+        let running_now = self.running_now();
+        let gate = self.gate.clone();
+        let _g = gate.lock.lock().unwrap_or_else(|e| e.into_inner());
+        if !self.gate.open.load(Ordering::SeqCst) {
+            return Err("stopped".into());
+        }
+        let Some(a) = self.audio.as_mut() else {
+            return Ok(());
+        };
+        if a.ended {
+            return Ok(());
+        }
+        let ts = f.timestamp();
+        let rate = ts.clock_rate();
+        let ticks = ts.timestamp();
+        if a.origin.is_none() {
+            let waited = f.ctx().received().elapsed().as_nanos() as u64;
+            a.origin = Some((ticks, running_now.saturating_sub(waited)));
+        }
+        let (t0, r0) = a.origin.expect("set above");
+        let pts = r0 as i64 + ticks_to_ns(ticks - t0, rate);
+        // G.711: one byte per sample and channel; AAC: the frame length retina gives.
+        let samples = match a.input {
+            AudioInput::Aac => i64::from(f.frame_length().get()),
+            AudioInput::Mulaw | AudioInput::Alaw => f.data().len() as i64,
+        };
+        let duration = ticks_to_ns(samples, rate);
+        if pts < first || a.until_ns.is_some_and(|u| pts + duration / 2 < u) {
+            return Ok(());
+        }
+        let mut buf = gst::Buffer::from_mut_slice(f.data().to_vec());
+        {
+            let b = buf.get_mut().expect("new buffer is writable");
+            b.set_pts(gst::ClockTime::from_nseconds(pts.max(0) as u64));
+            b.set_duration(gst::ClockTime::from_nseconds(duration.max(0) as u64));
+            if a.quiet || a.until_ns.is_none() {
+                b.set_flags(gst::BufferFlags::DISCONT);
+            }
+        }
+        if a.quiet {
+            info!(camera = %self.camera, "audio is back");
+            a.quiet = false;
+        }
+        a.until_ns = Some(pts + duration);
+        a.pad
+            .push(buf)
             .map(|_| ())
-            .map_err(|e| format!("pipeline refused a frame: {e:?}"))
+            .map_err(|e| format!("pipeline refused an audio frame: {e:?}"))
     }
 
     fn rtcp(&mut self, r: &retina::rtcp::ReceivedCompoundPacket) {

@@ -96,6 +96,9 @@ pub(super) struct SinkState {
     pending: Vec<Held>,
     pending_since: Option<Instant>,
     rtcp_missing: bool,
+    /// The video track's timescale and `trex` default sample duration, from the init segment:
+    /// a fragment with audio takes its duration from the video's samples.
+    video_clock: (u32, u32),
 }
 
 impl SinkState {
@@ -118,6 +121,7 @@ impl SinkState {
             pending: Vec::new(),
             pending_since: None,
             rtcp_missing: false,
+            video_clock: (0, 0),
         }
     }
 
@@ -147,6 +151,10 @@ impl SinkState {
                 .map_readable()
                 .map_err(|_| gst::FlowError::Error)?
                 .to_vec();
+            self.video_clock = (
+                crate::mp4::TrackScales::of_init(&data).first,
+                crate::mp4::trex_default_duration(&data),
+            );
             self.writer.send(WriterMsg::Init {
                 camera: self.camera.clone(),
                 data,
@@ -157,7 +165,18 @@ impl SinkState {
             }
         }
         let first = list.get(0).expect("non-empty");
-        let duration_ns = first.duration().map(|d| d.nseconds()).unwrap_or(0);
+        // The muxer's duration spans every track; with audio beside the video, the index
+        // counts the video's samples (the audio may run on past it at the end of a run).
+        let video_ns = match self.video_clock {
+            (ts, trex) if ts > 0 => first.map_readable().ok().and_then(|m| {
+                crate::mp4::fragment_first_track_ticks(m.as_slice(), trex)
+                    .map(|t| crate::mp4::ticks_to_ns(t, ts))
+            }),
+            _ => None,
+        };
+        let duration_ns = video_ns
+            .or_else(|| first.duration().map(|d| d.nseconds()))
+            .unwrap_or(0);
         let segment = sample
             .segment()
             .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());

@@ -385,7 +385,7 @@ impl CameraSupervisor {
                 .and_then(|c| c.structure(0))
                 .and_then(|s| s.get::<String>("encoding-name").ok())
                 .unwrap_or_default();
-            if let Err(e) = chain.attach(&enc, pad, Input::Rtp) {
+            if let Err(e) = chain.attach(&enc, pad, Input::Rtp, false) {
                 *link_error.lock().unwrap() = Some(e);
             }
         });

@@ -171,6 +171,7 @@ pub(crate) mod tests {
                 n
             ],
             codec: "avc1".into(),
+            audio_codec: None,
             path: format!("media/cam/{id}.mp4"),
             state: SegmentState::Complete,
             uploaded_utc_ns: None,

@@ -132,6 +132,7 @@ mod tests {
                 duration_us: 2,
             }],
             codec: "avc1".into(),
+            audio_codec: None,
             path: format!("p{id}"),
             state: SegmentState::Open,
             uploaded_utc_ns: None,

@@ -77,6 +77,7 @@ pub(crate) fn fill_from_scan(
     row.alloc_bytes = allocated_bytes(&meta) as i64;
     row.init_size_bytes = scan.init_size as i64;
     row.codec = scan.codec.clone();
+    row.audio_codec = scan.audio_codec.clone();
     row.timescale = scan.timescale;
     row.decode_time = base_of_scan(scan, row.decode_time, row.start_utc_ns, prev);
     Ok(())
@@ -187,6 +188,7 @@ pub fn adopt(
         init_size_bytes: 0,
         fragments: Vec::new(),
         codec: String::new(),
+        audio_codec: None,
         path: rel.to_owned(),
         state: SegmentState::Complete,
         uploaded_utc_ns: None,

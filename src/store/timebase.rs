@@ -28,11 +28,17 @@ use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use crate::index::{SegmentRow, GAP_TOLERANCE_NS};
-use crate::mp4::{be32, be64, SegmentScan};
+use crate::mp4::{be32, be64, SegmentScan, TrackScales};
 
-/// Bytes of a fragment's start read to find its `tfdt` and `prft` (they sit within its first
-/// hundred bytes: `styp`, `prft`, `moof` > `mfhd`, `traf` > `tfhd`, `tfdt`).
+/// Bytes of a fragment's start read first to find its `tfdt` and `prft` (the first track's sit
+/// within its first hundred bytes: `styp`, `prft`, `moof` > `mfhd`, `traf` > `tfhd`, `tfdt`);
+/// a later track's `tfdt` follows the first track's `trun`, so a `moof` longer than this is
+/// then read whole.
 pub const HEADER_PROBE: usize = 512;
+
+/// The longest fragment header (up to the end of its `moof`) the playback view patches, bytes.
+/// A 10 s fragment of 60 fps video with B-frames and 48 kHz AAC has a `moof` of about 20 KiB.
+pub const MAX_HEADER: usize = 256 * 1024;
 
 /// Where a time field's value sits in a fragment header, bytes from its start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,12 +75,17 @@ impl Field {
 }
 
 /// The time fields of one fragment header.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TimeFields {
-    /// The first `traf`'s `tfdt` base media decode time.
+    /// The first `traf`'s `tfdt` base media decode time (the video track's).
     pub tfdt: Option<Field>,
+    /// The `tfdt` of every later `traf` (the audio track's), with its `tfhd` track_ID.
+    pub more: Vec<(u32, Field)>,
     /// The `prft` media time.
     pub prft: Option<Field>,
+    /// Where the `moof` ends (declared), bytes from the fragment's start: the header is whole
+    /// once this many bytes are held.
+    pub moof_end: Option<usize>,
 }
 
 /// Boxes of `buf[from..to]`: (type, body start, declared end). The declared end may lie past
@@ -99,27 +110,40 @@ fn boxes(buf: &[u8], from: usize, to: usize) -> impl Iterator<Item = ([u8; 4], u
 }
 
 /// Finds the time fields in the start of a fragment (its boxes up to `moof`; `header` may be cut
-/// anywhere after the `tfdt`).
+/// anywhere: only fields whose bytes are all there count).
 pub fn time_fields(header: &[u8]) -> TimeFields {
     let mut out = TimeFields::default();
     let end = header.len();
+    let whole = |f: Field| (f.at + f.len() <= end).then_some(f);
     for (typ, body, box_end) in boxes(header, 0, end) {
         match &typ {
             b"prft" => {
                 let wide = header.get(body) == Some(&1);
-                out.prft = Some(Field {
+                out.prft = whole(Field {
                     at: body + 16, // version+flags, reference_track_ID, ntp_timestamp
                     wide,
                 });
             }
             b"moof" => {
-                let traf = boxes(header, body, box_end.min(end)).find(|b| &b.0 == b"traf");
-                if let Some((_, tb, te)) = traf {
-                    if let Some((_, fb, _)) =
-                        boxes(header, tb, te.min(end)).find(|b| &b.0 == b"tfdt")
+                out.moof_end = Some(box_end);
+                let trafs = boxes(header, body, box_end.min(end)).filter(|b| &b.0 == b"traf");
+                for (i, (_, tb, te)) in trafs.enumerate() {
+                    let kids: Vec<_> = boxes(header, tb, te.min(end)).collect();
+                    let Some(&(_, fb, _)) = kids.iter().find(|b| &b.0 == b"tfdt") else {
+                        continue;
+                    };
+                    let wide = header.get(fb) == Some(&1);
+                    let Some(f) = whole(Field { at: fb + 4, wide }) else {
+                        continue;
+                    };
+                    if i == 0 {
+                        out.tfdt = Some(f);
+                    } else if let Some(id) = kids
+                        .iter()
+                        .find(|b| &b.0 == b"tfhd")
+                        .and_then(|&(_, hb, _)| be32(header, hb + 4))
                     {
-                        let wide = header.get(fb) == Some(&1);
-                        out.tfdt = Some(Field { at: fb + 4, wide });
+                        out.more.push((id, f));
                     }
                 }
                 break;
@@ -127,18 +151,15 @@ pub fn time_fields(header: &[u8]) -> TimeFields {
             _ => {}
         }
     }
-    // A field only counts if its bytes are all there.
-    let whole = |f: Option<Field>| f.filter(|f| f.at + f.len() <= end);
-    TimeFields {
-        tfdt: whole(out.tfdt),
-        prft: whole(out.prft),
-    }
+    out
 }
 
-/// Sets a fragment's `tfdt` to `tfdt` and moves its `prft` media time by the same amount, in
+/// Sets a fragment's first `tfdt` to `tfdt` and moves its `prft` media time, and every other
+/// track's `tfdt` (converted to that track's timescale with `scales`), by the same time, in
 /// place. Idempotent. Returns false (and changes nothing) if the header has no `tfdt` or a
-/// 4-byte field cannot hold the new value.
-pub fn rebase(header: &mut [u8], tfdt: u64) -> bool {
+/// 4-byte field cannot hold the new value. A track missing from `scales` is left alone; one
+/// that would go below 0 stops at 0.
+pub fn rebase(header: &mut [u8], tfdt: u64, scales: &TrackScales) -> bool {
     let f = time_fields(header);
     let Some(t) = f.tfdt else { return false };
     let Some(old) = t.get(header) else {
@@ -147,13 +168,25 @@ pub fn rebase(header: &mut [u8], tfdt: u64) -> bool {
     let Some(new_t) = t.encode(tfdt) else {
         return false;
     };
-    let prft = f.prft.and_then(|p| {
+    let shift = i128::from(tfdt) - i128::from(old);
+    let moved = |p: Field, by: i128| {
         let v = p.get(header)?;
-        let moved = (i128::from(v) + i128::from(tfdt) - i128::from(old)).max(0);
+        let moved = (i128::from(v) + by).max(0);
         Some((p, p.encode(u64::try_from(moved).ok()?)?))
-    });
+    };
+    let mut edits = Vec::with_capacity(2 + f.more.len());
+    if let Some(e) = f.prft.and_then(|p| moved(p, shift)) {
+        edits.push(e);
+    }
+    for (id, field) in &f.more {
+        let Some(ts) = scales.of(*id) else { continue };
+        match moved(*field, scales.convert(shift, ts)) {
+            Some(e) => edits.push(e),
+            None => return false,
+        }
+    }
     header[t.at..t.at + t.len()].copy_from_slice(&new_t);
-    if let Some((p, bytes)) = prft {
+    for (p, bytes) in edits {
         header[p.at..p.at + p.len()].copy_from_slice(&bytes);
     }
     true
@@ -200,13 +233,15 @@ pub fn base_of_scan(
 }
 
 /// A segment file as playback serves it: its bytes, with the segment's absolute base added to
-/// every fragment's `tfdt` and `prft` (see the module docs). Holds the file open, so an eviction
-/// during a download changes nothing. Cheap to share (`Arc` it).
+/// every fragment's `tfdt` (each track's in its own timescale) and `prft` (see the module docs).
+/// Holds the file open, so an eviction during a download changes nothing. Cheap to share (`Arc`
+/// it).
 #[derive(Debug)]
 pub struct PlaybackView {
     file: Arc<File>,
     len: u64,
     delta: u64,
+    scales: TrackScales,
     fragments: Vec<u64>,
 }
 
@@ -228,6 +263,7 @@ impl PlaybackView {
             file,
             len,
             delta: 0,
+            scales: TrackScales::default(),
             fragments,
         };
         if let Some(&first) = v.fragments.first() {
@@ -236,6 +272,9 @@ impl PlaybackView {
             // A file from before the rule carries absolute times already: nothing to add.
             if t0 == Some(0) {
                 v.delta = row.decode_time;
+                let mut init = vec![0u8; (row.init_size_bytes.max(0) as u64).min(len) as usize];
+                v.file.read_exact_at(&mut init, 0)?;
+                v.scales = TrackScales::of_init(&init);
             }
         }
         Ok(v)
@@ -256,10 +295,18 @@ impl PlaybackView {
         self.delta
     }
 
+    /// The fragment header at `at`: its first [`HEADER_PROBE`] bytes, or up to the end of its
+    /// `moof` when that is longer (at most [`MAX_HEADER`]).
     fn header(&self, at: u64) -> std::io::Result<Vec<u8>> {
-        let n = (HEADER_PROBE as u64).min(self.len.saturating_sub(at)) as usize;
+        let left = self.len.saturating_sub(at);
+        let n = (HEADER_PROBE as u64).min(left) as usize;
         let mut h = vec![0u8; n];
         self.file.read_exact_at(&mut h, at)?;
+        if let Some(end) = time_fields(&h).moof_end.filter(|e| *e > n) {
+            let n = (end.min(MAX_HEADER) as u64).min(left) as usize;
+            h.resize(n, 0);
+            self.file.read_exact_at(&mut h, at)?;
+        }
         Ok(h)
     }
 
@@ -279,19 +326,26 @@ impl PlaybackView {
         if self.delta == 0 {
             return Ok(());
         }
-        let probe = HEADER_PROBE as u64;
-        let first = self.fragments.partition_point(|&f| f + probe <= start);
+        let max = MAX_HEADER as u64;
+        let first = self.fragments.partition_point(|&f| f + max <= start);
         for &f in self.fragments[first..].iter().take_while(|&&f| f < end) {
-            let h = if f >= start && f + probe <= end {
-                out[(f - start) as usize..(f - start + probe) as usize].to_vec()
-            } else {
-                self.header(f)?
+            // The header from the bytes read when they hold all of it, else from the file.
+            let held = (f >= start).then(|| &out[(f - start) as usize..]);
+            let h = match held {
+                Some(b) if time_fields(b).moof_end.is_some_and(|e| e <= b.len()) => {
+                    let e = time_fields(b).moof_end.expect("checked");
+                    b[..e].to_vec()
+                }
+                _ => self.header(f)?,
             };
+            if f + h.len() as u64 <= start {
+                continue;
+            }
             let mut patched = h.clone();
             let Some(t) = time_fields(&h).tfdt.and_then(|t| t.get(&h)) else {
                 continue;
             };
-            if !rebase(&mut patched, t + self.delta) {
+            if !rebase(&mut patched, t + self.delta, &self.scales) {
                 continue;
             }
             // Copy the changed bytes that fall inside the range.
@@ -348,8 +402,8 @@ mod tests {
         let mut f = fragment(base + 9000, base + 9100);
         let fields = time_fields(&f);
         assert_eq!(fields.tfdt.unwrap().get(&f), Some(base + 9000));
-        assert!(rebase(&mut f, 9000));
-        assert!(rebase(&mut f, 9000));
+        assert!(rebase(&mut f, 9000, &TrackScales::default()));
+        assert!(rebase(&mut f, 9000, &TrackScales::default()));
         let fields = time_fields(&f);
         assert_eq!(fields.tfdt.unwrap().get(&f), Some(9000));
         assert_eq!(fields.prft.unwrap().get(&f), Some(9100));
@@ -357,7 +411,7 @@ mod tests {
         let t = fields.tfdt.unwrap();
         assert_eq!(time_fields(&f[..t.at + 8]).tfdt, Some(t));
         assert_eq!(time_fields(&f[..t.at + 7]).tfdt, None);
-        assert!(!rebase(&mut [0u8; 16], 0));
+        assert!(!rebase(&mut [0u8; 16], 0, &TrackScales::default()));
     }
 
     #[test]
@@ -369,7 +423,7 @@ mod tests {
             .collect();
         let mut rel = abs.clone();
         for (i, f) in rel.iter_mut().enumerate() {
-            assert!(rebase(f, i as u64 * 90_000));
+            assert!(rebase(f, i as u64 * 90_000, &TrackScales::default()));
         }
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.mp4");
@@ -413,6 +467,7 @@ mod tests {
             init_size: 10,
             timescale: 90_000,
             codec: "avc1".into(),
+            audio_codec: None,
             fragments: vec![crate::mp4::FragmentInfo {
                 offset: 10,
                 size: 10,

@@ -213,6 +213,8 @@ impl WriterHandle {
 struct OpenSegment {
     row: SegmentRow,
     file: SegmentFile,
+    /// Its tracks' timescales, for the time rebase of each fragment.
+    scales: crate::mp4::TrackScales,
 }
 
 struct Cam {
@@ -574,7 +576,7 @@ impl Writer {
             .get_mut(camera)
             .and_then(|c| c.open.as_mut())
             .expect("append needs an open segment");
-        relative_time(f, o.row.decode_time);
+        relative_time(f, o.row.decode_time, &o.scales);
         o.file.append(f.payload.as_ref(), sync)?;
         o.row.size_bytes += f.payload.len() as i64;
         o.row.duration_ns += f.duration_ns as i64;
@@ -600,7 +602,13 @@ impl Writer {
             .clone();
         let run_id = cam.run_id.expect("create needs a run");
         let (codec, timescale) = codec_of(&init);
-        relative_time(f, f.decode_time);
+        let tracks = crate::mp4::tracks(&init);
+        let scales = crate::mp4::TrackScales::of_tracks(&tracks);
+        let audio_codec = tracks
+            .iter()
+            .find(|t| t.kind == crate::mp4::TrackKind::Audio)
+            .map(|t| t.codecs.clone().unwrap_or_else(|| t.sample_entry.clone()));
+        relative_time(f, f.decode_time, &scales);
         let (file, start) =
             SegmentFile::create(&root, camera, f.utc_ns, &init, f.payload.as_ref())?;
         let mut row = SegmentRow {
@@ -614,6 +622,7 @@ impl Writer {
             init_size_bytes: init.len() as i64,
             fragments: vec![entry(f)],
             codec,
+            audio_codec,
             path: file.rel.clone(),
             state: SegmentState::Open,
             uploaded_utc_ns: None,
@@ -645,7 +654,7 @@ impl Writer {
                 (i.id, i.media_seq, i.disc_seq, i.disc_start);
         }
         self.live.opened(&row);
-        self.cam(camera).open = Some(OpenSegment { row, file });
+        self.cam(camera).open = Some(OpenSegment { row, file, scales });
         Ok(())
     }
 
@@ -656,7 +665,7 @@ impl Writer {
         o: OpenSegment,
         next: Option<(&SegmentRow, crate::index::Keep)>,
     ) -> Result<Option<crate::index::Inserted>, StoreError> {
-        let OpenSegment { mut row, file } = o;
+        let OpenSegment { mut row, file, .. } = o;
         row.alloc_bytes = file.finish(self.reclaim.block_size())? as i64;
         row.state = SegmentState::Complete;
         let (next, keep) = match next {
@@ -694,12 +703,13 @@ impl Writer {
 
 /// Makes a fragment's media time count from `base`, its segment's first `tfdt`
 /// ([`super::timebase`]). Fragments without a known `tfdt` (0) are left alone.
-fn relative_time(f: &mut Fragment, base: u64) {
+fn relative_time(f: &mut Fragment, base: u64, scales: &crate::mp4::TrackScales) {
     if f.decode_time == 0 || base == 0 {
         return;
     }
     let t = f.decode_time.saturating_sub(base);
-    f.payload.edit_head(&mut |h| super::timebase::rebase(h, t));
+    f.payload
+        .edit_head(&mut |h| super::timebase::rebase(h, t, scales));
 }
 
 fn is_enospc_err(e: &StoreError) -> bool {

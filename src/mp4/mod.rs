@@ -9,6 +9,9 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
+pub mod tracks;
+pub use tracks::{moov_tracks, tracks, Track, TrackKind, TrackScales};
+
 /// One complete fragment inside a segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragmentInfo {
@@ -32,6 +35,8 @@ pub struct SegmentScan {
     pub timescale: u32,
     /// Sample entry of the first track (`avc1`, `avc3`, `hvc1`, `hev1`, ...).
     pub codec: String,
+    /// RFC 6381 `codecs` of the audio track (`mp4a.40.2`), if there is one.
+    pub audio_codec: Option<String>,
     /// Complete fragments in file order.
     pub fragments: Vec<FragmentInfo>,
     /// Bytes up to the end of the last complete fragment (or of the init segment).
@@ -166,6 +171,25 @@ pub fn fragment_decode_time(header: &[u8]) -> Option<u64> {
     moof_decode_time(moof)
 }
 
+/// The first track's duration in a fragment with more than one track (video beside audio), in
+/// its timescale ticks: the sum of its `trun` sample durations (`trex_default`: the init
+/// segment's default for it). `None` when the fragment has one `traf` (the muxer's buffer
+/// duration is then exactly the video's) or no `moof`.
+pub fn fragment_first_track_ticks(header: &[u8], trex_default: u32) -> Option<u64> {
+    let (_, moof) = children(header).find(|(t, _)| t == b"moof")?;
+    let trafs = children(moof).filter(|(t, _)| t == b"traf").count();
+    (trafs > 1).then(|| moof_duration(moof, trex_default))
+}
+
+/// The first `trex` default sample duration of an init segment (0 if none).
+pub fn trex_default_duration(init: &[u8]) -> u32 {
+    children(init)
+        .find(|(t, _)| t == b"moov")
+        .and_then(|(_, moov)| find(moov, &[b"mvex", b"trex"]))
+        .and_then(|trex| be32(trex, 12))
+        .unwrap_or(0)
+}
+
 /// Sum of sample durations of the first `traf` of a `moof` body, in track timescale units.
 fn moof_duration(moof: &[u8], trex_default: u32) -> u64 {
     let Some(traf) = find(moof, &[b"traf"]) else {
@@ -228,6 +252,8 @@ pub struct InitInfo {
     pub width: u16,
     /// Coded height in pixels.
     pub height: u16,
+    /// RFC 6381 `codecs` of the audio track (`mp4a.40.2`), if the init segment has one.
+    pub audio_codecs: Option<String>,
 }
 
 /// Reads the first track's sample entry from an init segment (`ftyp` + `moov`). `None` if it
@@ -269,10 +295,15 @@ pub fn init_info(init: &[u8]) -> Option<InitInfo> {
     } else {
         return None;
     };
+    let audio_codecs = tracks(init)
+        .into_iter()
+        .find(|t| t.kind == TrackKind::Audio)
+        .map(|t| t.codecs.unwrap_or(t.sample_entry));
     Some(InitInfo {
         codecs,
         width,
         height,
+        audio_codecs,
     })
 }
 
@@ -305,6 +336,7 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ScanError> {
         init_size: 0,
         timescale: 0,
         codec: String::new(),
+        audio_codec: None,
         fragments: Vec::new(),
         valid_len: 0,
         file_len,
@@ -342,6 +374,10 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ScanError> {
                     parse_moov(&body).ok_or(ScanError::NoInit("moov has no track"))?;
                 out.timescale = ts;
                 out.codec = codec;
+                out.audio_codec = moov_tracks(&body)
+                    .into_iter()
+                    .find(|t| t.kind == TrackKind::Audio)
+                    .map(|t| t.codecs.unwrap_or(t.sample_entry));
                 if let Some(trex) = find(&body, &[b"mvex", b"trex"]) {
                     trex_default = be32(trex, 12).unwrap_or(0);
                 }
