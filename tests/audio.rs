@@ -13,11 +13,23 @@ use common::*;
 /// Records `cam` as camera `id` with `extra` config lines for `secs` seconds after the first
 /// media; returns the site and the recorder's log.
 fn record(url: String, id: &str, extra: &str, secs: u64) -> (Site, String) {
+    record_with(url, id, extra, secs, |_| {})
+}
+
+/// [`record`], calling `during` with the site while the recorder runs (after the first media).
+fn record_with(
+    url: String,
+    id: &str,
+    extra: &str,
+    secs: u64,
+    during: impl FnOnce(&Site),
+) -> (Site, String) {
     let site = Site::new("max_size_mib = 64\nmin_free_mib = 0", &[(id, url, extra)]);
     let rec = Recorder::start(&site);
     wait_for(Duration::from_secs(20), "first media", || {
         !site.segments().is_empty()
     });
+    during(&site);
     std::thread::sleep(Duration::from_secs(secs));
     let log = rec.log_text();
     let (ok, _) = rec.terminate();
@@ -81,7 +93,13 @@ fn audio_packets(path: &Path) -> (usize, f64) {
 #[test]
 fn records_aac_as_it_comes_beside_the_video() {
     let cam = TestCam::start(&["--width", "320", "--height", "240", "--audio", "aac"]);
-    let (site, log) = record(cam.url(), "aac", "audio = \"auto\"", 5);
+    let (site, log) = record_with(cam.url(), "aac", "audio = \"auto\"", 5, |site| {
+        let cams = get_json(site, "/api/cameras");
+        assert_eq!(
+            cams["cameras"][0]["audioCodec"], "MPEG4-GENERIC/48000",
+            "{cams}"
+        );
+    });
     assert!(log.contains("recording audio"), "{log}");
     let segs = site.complete();
     assert_eq!(segs.len(), 1, "{segs:?}");
@@ -112,7 +130,11 @@ fn records_aac_as_it_comes_beside_the_video() {
 fn g711_is_recorded_as_aac_at_its_own_sample_rate() {
     for codec in ["pcmu", "pcma"] {
         let cam = TestCam::start(&["--width", "320", "--height", "240", "--audio", codec]);
-        let (site, _) = record(cam.url(), codec, "audio = \"auto\"", 4);
+        let (site, _) = record_with(cam.url(), codec, "audio = \"auto\"", 4, |site| {
+            let cams = get_json(site, "/api/cameras");
+            let want = format!("{}/8000", codec.to_ascii_uppercase());
+            assert_eq!(cams["cameras"][0]["audioCodec"], want.as_str(), "{cams}");
+        });
         let segs = site.complete();
         assert_eq!(segs.len(), 1, "{codec}: {segs:?}");
         assert_eq!(segs[0].audio_codec.as_deref(), Some("mp4a.40.2"), "{codec}");
@@ -133,4 +155,119 @@ fn g711_is_recorded_as_aac_at_its_own_sample_rate() {
         );
         assert_all_decode(&site);
     }
+}
+
+/// Audio that stops for 20 s while video goes on: the video has no gap and no new run, `fsck`
+/// is clean, every file decodes, and the sound is recorded again once it comes back.
+#[test]
+fn audio_that_stops_for_20_s_leaves_the_video_whole() {
+    let cam = TestCam::start(&[
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--audio",
+        "aac",
+        "--audio-gap",
+        "2,20",
+    ]);
+    let (site, log) = record(cam.url(), "mute", "audio = \"auto\"", 25);
+    assert!(log.contains("audio stopped"), "{log}");
+    assert!(log.contains("audio is back"), "{log}");
+    let segs = site.complete();
+    assert_eq!(
+        segs.iter()
+            .map(|s| s.run_id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len(),
+        1,
+        "one run: {segs:?}"
+    );
+    let video_s: f64 = segs.iter().map(|s| s.duration_ns as f64 / 1e9).sum();
+    assert!(video_s >= 24.0, "{video_s} s of video: {segs:?}");
+    for w in segs.windows(2) {
+        let hole = w[1].start_utc_ns - (w[0].start_utc_ns + w[0].duration_ns);
+        assert!(hole.abs() < 50_000_000, "a {hole} ns hole: {segs:?}");
+    }
+    let (ok, out) = site.fsck(&[]);
+    assert!(ok, "fsck: {out}");
+    assert_all_decode(&site);
+    // Sound before the gap and again after it, none in between.
+    let last = site.store().join(&segs.last().unwrap().path);
+    let (n, _) = audio_packets(&last);
+    assert!(
+        n > 40,
+        "audio after the gap: {n} packets in {}",
+        last.display()
+    );
+}
+
+/// A camera without audio, recorded with `audio = "auto"`, gives the same init segment and the
+/// same fragment layout as with audio off: one track, nothing added.
+#[test]
+fn a_camera_without_audio_records_the_same_files_either_way() {
+    let cam = TestCam::start(&["--width", "320", "--height", "240"]);
+    let (auto, log) = record_with(cam.url(), "auto", "audio = \"auto\"", 2, |site| {
+        let cams = get_json(site, "/api/cameras");
+        assert!(cams["cameras"][0]["audioCodec"].is_null(), "{cams}");
+    });
+    assert!(log.contains("offers no audio"), "{log}");
+    let (off, _) = record(cam.url(), "off", "", 2);
+    let init_of = |site: &Site| {
+        let row = site.complete().remove(0);
+        let bytes = std::fs::read(site.store().join(&row.path)).unwrap();
+        assert_eq!(row.audio_codec, None);
+        bytes[..row.init_size_bytes as usize].to_vec()
+    };
+    let (a, o) = (init_of(&auto), init_of(&off));
+    assert_eq!(edgerec::mp4::tracks(&a).len(), 1);
+    // The init segments differ only in the creation/modification times of mvhd/tkhd/mdhd.
+    assert_eq!(a.len(), o.len());
+    let differing = a.iter().zip(&o).filter(|(x, y)| x != y).count();
+    assert!(differing <= 24, "{differing} bytes differ");
+}
+
+/// HLS of a camera with audio: ffmpeg reads both tracks through the playlist, with sound along
+/// the whole picture.
+#[test]
+fn hls_carries_video_and_audio() {
+    require("ffmpeg");
+    let cam = TestCam::start(&["--width", "320", "--height", "240", "--audio", "aac"]);
+    let out = tempfile::tempdir().unwrap();
+    let copy = out.path().join("hls.mp4");
+    let (_site, _) = record_with(cam.url(), "hls", "audio = \"auto\"", 0, |site| {
+        std::thread::sleep(Duration::from_secs(5));
+        // A closed range (VoD, `EXT-X-ENDLIST`): ffmpeg reads it to the end and stops.
+        let from = iso_ns(site.segments()[0].start_utc_ns);
+        let to = iso_ns(now_utc_ns() - 1_000_000_000);
+        let url = format!(
+            "http://127.0.0.1:{}/hls/content.ism/manifest(format=m3u8-aapl,startTime={from},endTime={to}).m3u8",
+            site.http_port
+        );
+        let st = Command::new("ffmpeg")
+            .args([
+                "-nostdin",
+                "-v",
+                "error",
+                "-rw_timeout",
+                "10000000",
+                "-i",
+                &url,
+            ])
+            .args(["-t", "30", "-c", "copy", "-y"])
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(st.success(), "ffmpeg reads the playlist");
+    });
+    let s = streams(&copy);
+    assert_eq!(s.len(), 2, "{s:?}");
+    assert_eq!(
+        (s[1].0.as_str(), s[1].1.as_str()),
+        ("audio", "aac"),
+        "{s:?}"
+    );
+    let (n, span) = audio_packets(&copy);
+    assert!(n > 100 && span > 3.0, "{n} audio packets over {span} s");
+    assert!(ffmpeg_errors(&copy).is_empty(), "{}", ffmpeg_errors(&copy));
 }

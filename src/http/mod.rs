@@ -356,6 +356,7 @@ async fn cameras(State(st): State<Shared>) -> Response {
                 "configured": entry.is_some(),
                 "mode": if evr { "evr" } else { "cvr" },
                 "source": entry.and_then(|c| c.source).map(|s| s.as_str()),
+                "audioCodec": status.and_then(|s| s.audio_codec.lock().unwrap().clone()),
                 "recording": status.is_some_and(|s| s.recording.load(Ordering::Relaxed))
                     || st.catalog.open_segment(&id).is_some(),
                 "connected": status.is_some_and(|s| s.connected.load(Ordering::Relaxed)),

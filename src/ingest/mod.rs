@@ -87,6 +87,9 @@ pub struct CameraStatus {
     pub last_loss: Mutex<String>,
     /// Motion detection counters and events (all zero when motion is off).
     pub motion: Arc<crate::motion::MotionStatus>,
+    /// The camera's audio as this run records it: its RTP encoding and clock rate
+    /// (`MPEG4-GENERIC/48000`, `PCMU/8000`); `None` when no audio is recorded.
+    pub audio_codec: Mutex<Option<String>>,
 }
 
 #[cfg(test)]

@@ -201,7 +201,8 @@ pub struct RetinaRun {
 impl RetinaRun {
     /// Starts the session of `cfg` on the RTSP runtime. Once PLAY succeeds the chain is built
     /// with `chain` and frames flow; `last_data` gets the monotonic ns of each frame; a
-    /// connection or stream error is put in `error`.
+    /// connection or stream error is put in `error`; `status.audio_codec` says what audio the
+    /// run records.
     ///
     /// Errors: the URL does not parse, or the runtime cannot start.
     pub fn start(
@@ -210,7 +211,9 @@ impl RetinaRun {
         chain: ChainBuilder,
         last_data: Arc<AtomicI64>,
         error: Arc<Mutex<Option<String>>>,
+        status: Arc<super::CameraStatus>,
     ) -> Result<RetinaRun, String> {
+        *status.audio_codec.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let (url, creds) =
             split_credentials(&cfg.url, cfg.username.as_deref(), cfg.password.as_deref())?;
         let pad = source_pad(&format!("retina-{}", cfg.id))?;
@@ -247,7 +250,7 @@ impl RetinaRun {
             .creds(creds)
             .user_agent(format!("edgerec/{}", env!("CARGO_PKG_VERSION")));
         let task = runtime()?.spawn(async move {
-            let r = session(url, opts, chain, pusher).await;
+            let r = session(url, opts, chain, pusher, status).await;
             let why = match r {
                 Ok(()) => "end of stream".to_string(),
                 Err(e) => e,
@@ -353,6 +356,7 @@ async fn session(
     opts: SessionOptions,
     chain: ChainBuilder,
     mut pusher: Pusher,
+    status: Arc<super::CameraStatus>,
 ) -> Result<(), String> {
     let mut session = Session::describe(url, opts)
         .await
@@ -378,7 +382,7 @@ async fn session(
             .map(|(i, s)| (i, s.encoding_name().to_string()));
         match found {
             Some((i, enc)) => match audio_input(&enc) {
-                Some(input) => Some((i, input)),
+                Some(input) => Some((i, input, enc)),
                 None => {
                     warn!(camera = %pusher.camera, codec = %enc,
                           "audio codec {enc} is not recorded (AAC and G.711 are): recording video only");
@@ -401,7 +405,8 @@ async fn session(
         .await
         .map_err(|e| format!("SETUP: {e}"))?;
     let mut audio_caps_now = None;
-    if let Some((ai, input)) = audio {
+    if let Some((ai, input, enc)) = &audio {
+        let (ai, input) = (*ai, *input);
         session
             .setup(ai, setup_options())
             .await
@@ -419,6 +424,8 @@ async fn session(
             a.input = input;
         }
         audio_caps_now = Some(audio_caps(input, rate, channels, &config));
+        *status.audio_codec.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(format!("{}/{rate}", enc.to_ascii_uppercase()));
     }
     // The chain is built before PLAY: frames that queued up while it was being built would
     // arrive late, and their running times (so their UTC times) would run ahead.
@@ -428,10 +435,10 @@ async fn session(
             return Ok(());
         }
         chain.attach(&encoding, &pusher.pad, Input::AccessUnits, audio.is_some())?;
-        if let (Some((_, input)), Some(caps), Some(a)) =
-            (audio, audio_caps_now, pusher.audio.as_ref())
+        if let (Some((_, input, _)), Some(caps), Some(a)) =
+            (&audio, audio_caps_now, pusher.audio.as_ref())
         {
-            chain.attach_audio(input, &a.pad)?;
+            chain.attach_audio(*input, &a.pad)?;
             a.pad.push_event(gst::event::StreamStart::new(&format!(
                 "retina-{}-audio",
                 pusher.camera
@@ -444,7 +451,7 @@ async fn session(
             info!(camera = %pusher.camera, caps = %caps, "retina: recording audio");
         }
     }
-    let audio_index = audio.map(|(i, _)| i);
+    let audio_index = audio.map(|(i, _, _)| i);
     let playing = session
         .play(PlayOptions::default())
         .await

@@ -249,6 +249,7 @@ impl CameraSupervisor {
                     chain,
                     last_data_mono.clone(),
                     link_error.clone(),
+                    self.status.clone(),
                 )?)
             }
         }

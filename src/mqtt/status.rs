@@ -24,6 +24,9 @@ pub struct CameraState {
     pub last_fragment_at: Option<String>,
     /// Reconnects since start.
     pub reconnects: u64,
+    /// The camera's audio as recorded now: RTP encoding and clock rate (`MPEG4-GENERIC/48000`,
+    /// `PCMU/8000`, stored as AAC); `null` when no audio is recorded.
+    pub audio_codec: Option<String>,
 }
 
 /// `storage` of [`StateDoc`], bytes.
@@ -93,6 +96,7 @@ pub fn state_json(ctx: &Context, bitrate_bps: &HashMap<String, u64>) -> Value {
                 bitrate_bps: bitrate_bps.get(&c.id).copied().unwrap_or(0),
                 last_fragment_at: (last > 0).then(|| format_full(last)),
                 reconnects: s.reconnects.load(Ordering::Relaxed),
+                audio_codec: s.audio_codec.lock().unwrap().clone(),
             };
             (c.id.clone(), state)
         })

@@ -92,4 +92,14 @@ RDEPENDS:${PN} = "gstreamer1.0-plugins-bad-codectimestamper \
 # LICENSE_FLAGS = "commercial"; the image chooses (docs/motion.md).
 RRECOMMENDS:${PN} = "gstreamer1.0-plugins-base-videoconvertscale \
                      gstreamer1.0-plugins-base-playback \
-                     gstreamer1.0-plugins-base-videorate"
+                     gstreamer1.0-plugins-base-videorate \
+                     gstreamer1.0-plugins-base-audioconvert \
+                     gstreamer1.0-plugins-good-audioparsers \
+                     gstreamer1.0-plugins-good-mulaw \
+                     gstreamer1.0-plugins-good-alaw"
+
+# Audio (audio = "auto", off by default): queue (coreelements, in gstreamer1.0 itself); for G.711
+# cameras mulawdec/alawdec (mulaw, alaw), audioconvert and aacparse (audioparsers) above, and an
+# AAC encoder: avenc_aac from gstreamer1.0-libav (LICENSE_FLAGS "commercial", like the motion
+# decoder) or a board's own, named by [pipeline] aac_encoder. AAC cameras need none of these but
+# queue.
