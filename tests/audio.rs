@@ -271,3 +271,141 @@ fn hls_carries_video_and_audio() {
     assert!(n > 100 && span > 3.0, "{n} audio packets over {span} s");
     assert!(ffmpeg_errors(&copy).is_empty(), "{}", ffmpeg_errors(&copy));
 }
+
+/// A camera with audio plays with sound everywhere: the HLS multivariant playlist names both
+/// codecs, the MPD has an audio and a video adaptation set whose parts the server cuts out of
+/// the muxed files, ffmpeg reads both tracks from the MPD, hls.js and dash.js in Chromium decode
+/// sound and picture, and the MP4 export carries both tracks.
+#[test]
+fn audio_plays_in_hls_dash_and_export() {
+    for t in ["ffmpeg", "ffprobe"] {
+        require(t);
+    }
+    let cam = TestCam::start(&["--width", "320", "--height", "240", "--audio", "aac"]);
+    let work = tempfile::tempdir().unwrap();
+    let (_site, _) = record_with(cam.url(), "av", "audio = \"auto\"", 0, |site| {
+        std::thread::sleep(Duration::from_secs(7));
+        let from = iso_ns(site.segments()[0].start_utc_ns);
+        let to = iso_ns(now_utc_ns() - 1_000_000_000);
+        let base = format!("http://127.0.0.1:{}/av/content.ism", site.http_port);
+        let hls = format!("{base}/manifest(format=m3u8-aapl,startTime={from},endTime={to}).m3u8");
+        let dash =
+            format!("{base}/manifest(format=mpd-time-cmaf,startTime={from},endTime={to}).mpd");
+
+        // HLS: a multivariant playlist with both codecs (RFC 8216 section 4.3.4.2).
+        let path = hls.trim_start_matches(&format!("http://127.0.0.1:{}", site.http_port));
+        let (st, _, body) = http_get(("127.0.0.1", site.http_port), path, &[]);
+        let m3u8 = String::from_utf8_lossy(&body).to_string();
+        assert_eq!(st, 200, "{m3u8}");
+        assert!(
+            m3u8.contains("#EXT-X-STREAM-INF:") && m3u8.contains(",mp4a.40.2\""),
+            "{m3u8}"
+        );
+        assert!(m3u8.contains("CODECS=\"avc1."), "{m3u8}");
+
+        // DASH: two adaptation sets; the audio parts are audio only.
+        let path = dash.trim_start_matches(&format!("http://127.0.0.1:{}", site.http_port));
+        let (st, _, body) = http_get(("127.0.0.1", site.http_port), path, &[]);
+        let mpd = String::from_utf8_lossy(&body).to_string();
+        assert_eq!(st, 200, "{mpd}");
+        assert!(mpd.contains("contentType=\"audio\""), "{mpd}");
+        assert!(mpd.contains("codecs=\"mp4a.40.2\""), "{mpd}");
+        let seg = site.segments()[0].id;
+        let (st, head, init) = http_get(
+            ("127.0.0.1", site.http_port),
+            &format!("/av/content.ism/media/{seg}.mp4?track=audio&at=init"),
+            &[],
+        );
+        assert_eq!(st, 200);
+        assert!(head.contains("content-type: audio/mp4"), "{head}");
+        let t = edgerec::mp4::tracks(&init);
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert_eq!(t[0].kind, edgerec::mp4::TrackKind::Audio);
+        // A bad part is a 400 with a JSON message.
+        let (st, _, body) = http_get(
+            ("127.0.0.1", site.http_port),
+            &format!("/av/content.ism/media/{seg}.mp4?track=audio&at=12x"),
+            &[],
+        );
+        assert_eq!(st, 400, "{}", String::from_utf8_lossy(&body));
+
+        // ffmpeg through both manifests: both tracks, sound along the picture.
+        for (name, url) in [("hls", &hls), ("dash", &dash)] {
+            let copy = work.path().join(format!("{name}.mp4"));
+            let st = Command::new("ffmpeg")
+                .args([
+                    "-nostdin",
+                    "-v",
+                    "error",
+                    "-rw_timeout",
+                    "10000000",
+                    "-i",
+                    url,
+                ])
+                .args(["-map", "0", "-t", "30", "-c", "copy", "-y"])
+                .arg(&copy)
+                .status()
+                .unwrap();
+            assert!(st.success(), "ffmpeg reads the {name} manifest");
+            let s = streams(&copy);
+            assert_eq!(s.len(), 2, "{name}: {s:?}");
+            let (n, span) = audio_packets(&copy);
+            assert!(
+                n > 100 && span > 3.0,
+                "{name}: {n} audio packets over {span} s"
+            );
+            assert!(
+                ffmpeg_errors(&copy).is_empty(),
+                "{name}: {}",
+                ffmpeg_errors(&copy)
+            );
+        }
+
+        // hls.js and dash.js in Chromium: picture and sound.
+        for (lib, url) in [("hls", &hls), ("dash", &dash)] {
+            let r =
+                common::browser::browser_play(lib, url, &work.path().join(format!("{lib}.png")));
+            assert!(
+                r["audioDecodedBytes"].as_u64().unwrap_or(0) > 0,
+                "{lib}: no sound decoded: {r}"
+            );
+        }
+
+        // MP4 export: both tracks, the sound as long as the picture.
+        let (st, _, body) = http_get(
+            ("127.0.0.1", site.http_port),
+            &format!("/av/content.ism/export.mp4?startTime={from}&endTime={to}"),
+            &[],
+        );
+        assert_eq!(st, 200);
+        let file = work.path().join("export.mp4");
+        std::fs::write(&file, body).unwrap();
+        let s = streams(&file);
+        assert_eq!(s.len(), 2, "export: {s:?}");
+        assert_eq!((s[1].0.as_str(), s[1].2), ("audio", 48_000), "{s:?}");
+        assert!(ffmpeg_errors(&file).is_empty(), "{}", ffmpeg_errors(&file));
+        let durations = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=duration",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let d: Vec<f64> = String::from_utf8_lossy(&durations.stdout)
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect();
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert!(
+            (d[0] - d[1]).abs() < 0.3,
+            "video {} s, audio {} s",
+            d[0],
+            d[1]
+        );
+    });
+}

@@ -10,7 +10,9 @@
 //! `hdlr` and `minf`'s `vmhd`/`dinf` copied from the source init segment, and a new `stbl`:
 //! `stsd` (every distinct sample entry of the sources), `stts`, `ctts` (version 1, signed; only
 //! with B-frames), `stss` (only when not every sample is a key frame), `stsz`, `stsc` (one chunk
-//! per source fragment), `co64`. `moov/udta/chpl` (the Nero chapter list that ffmpeg, mpv and
+//! per source fragment), `co64`. With audio (cameras recorded with `audio = "auto"`) a second
+//! `trak` follows with the audio sample table (`audio.rs` plans it), and each fragment's video
+//! chunk is followed by its audio chunk in `mdat`. `moov/udta/chpl` (the Nero chapter list that ffmpeg, mpv and
 //! VLC read) holds one chapter per continuous span, titled with its UTC start. Gaps between spans
 //! are closed up: the samples keep their own durations.
 
@@ -24,8 +26,10 @@ pub struct SourceFragment {
     pub file: usize,
     /// Index of the init segment (`ftyp` + `moov`) describing the samples.
     pub init: usize,
-    /// Sample table and data offset.
+    /// Sample table and data offset of the video track.
     pub samples: FragmentSamples,
+    /// The same of the audio track, if the fragment has one.
+    pub audio: Option<FragmentSamples>,
 }
 
 /// A run of fragments with no gap between them: one chapter.
@@ -127,6 +131,24 @@ struct InitParts<'a> {
 fn init_parts(init: &[u8], i: usize) -> Result<InitParts<'_>, BuildError> {
     let moov = crate::mp4::find_path(init, &[b"moov"]).ok_or(BuildError::BadInit(i, "moov"))?;
     let trak = crate::mp4::find_path(moov, &[b"trak"]).ok_or(BuildError::BadInit(i, "trak"))?;
+    trak_parts(trak, i)
+}
+
+/// The parts of init segment `i`'s audio track (`hdlr` `soun`), if it has one.
+fn audio_init_parts(init: &[u8], i: usize) -> Option<Result<InitParts<'_>, BuildError>> {
+    let moov = crate::mp4::find_path(init, &[b"moov"])?;
+    let trak = crate::mp4::child_boxes(moov)
+        .filter(|(t, _)| t == b"trak")
+        .map(|(_, b)| b)
+        .find(|t| {
+            crate::mp4::find_path(t, &[b"mdia", b"hdlr"])
+                .and_then(|h| h.get(8..12))
+                .is_some_and(|h| h == b"soun")
+        })?;
+    Some(trak_parts(trak, i))
+}
+
+fn trak_parts(trak: &[u8], i: usize) -> Result<InitParts<'_>, BuildError> {
     let mdhd =
         crate::mp4::find_path(trak, &[b"mdia", b"mdhd"]).ok_or(BuildError::BadInit(i, "mdhd"))?;
     let ts_at = if mdhd.first() == Some(&1) { 20 } else { 12 };
@@ -206,7 +228,40 @@ pub fn build(inits: &[Vec<u8>], spans: &[Span]) -> Result<Layout, BuildError> {
     }
     let samples: Vec<_> = frags.iter().flat_map(|f| &f.samples.samples).collect();
     let duration: u64 = samples.iter().map(|s| u64::from(s.duration)).sum();
-    let data_len: u64 = frags.iter().map(|f| f.samples.data_len()).sum();
+    // The audio track: sample entries of the init segments used that have one.
+    let mut audio_used: Vec<usize> = Vec::new();
+    let mut audio_parts: Vec<InitParts> = Vec::new();
+    for &i in &used {
+        if let Some(p) = audio_init_parts(inits.get(i).map(Vec::as_slice).unwrap_or_default(), i) {
+            audio_used.push(i);
+            audio_parts.push(p?);
+        }
+    }
+    let audio = audio_parts.first().and_then(|a0| {
+        super::audio::plan(&frags, timescale, a0.timescale, |init| {
+            audio_used.iter().position(|&u| u == init).unwrap_or(0) as u32 + 1
+        })
+    });
+    let audio_len = |k: usize| -> u64 { frags[k].audio.as_ref().map_or(0, |a| a.data_len()) };
+    let data_len: u64 = frags.iter().map(|f| f.samples.data_len()).sum::<u64>()
+        + audio
+            .as_ref()
+            .map_or(0, |a| a.chunks.iter().map(|c| audio_len(c.0)).sum());
+    // Chunk offsets from `base` (the first sample byte): each fragment's video, then its audio.
+    let offsets = |base: u64| -> (Vec<u64>, Vec<u64>) {
+        let (mut v, mut a) = (Vec::with_capacity(frags.len()), Vec::new());
+        let mut pos = base;
+        let mut chunks = audio.as_ref().map(|p| p.chunks.iter().peekable());
+        for (k, f) in frags.iter().enumerate() {
+            v.push(pos);
+            pos += f.samples.data_len();
+            if let Some(c) = chunks.as_mut().and_then(|c| c.next_if(|c| c.0 == k)) {
+                a.push(pos);
+                pos += audio_len(c.0);
+            }
+        }
+        (v, a)
+    };
     let mut chapters = Vec::new();
     let mut at_ticks = 0u64;
     for s in spans {
@@ -243,7 +298,7 @@ pub fn build(inits: &[Vec<u8>], spans: &[Span]) -> Result<Layout, BuildError> {
         mvhd.extend_from_slice(&[0; 10]);
         mvhd.extend_from_slice(&matrix());
         mvhd.extend_from_slice(&[0; 24]);
-        mvhd.extend_from_slice(&2u32.to_be_bytes());
+        mvhd.extend_from_slice(&(if audio.is_some() { 3u32 } else { 2 }).to_be_bytes());
         // tkhd v1 (enabled, in movie, in preview): width and height from the source.
         let mut tkhd = Vec::new();
         tkhd.extend_from_slice(&created.to_be_bytes());
@@ -273,7 +328,19 @@ pub fn build(inits: &[Vec<u8>], spans: &[Span]) -> Result<Layout, BuildError> {
         for b in &parts[0].minf_extra {
             minf.extend_from_slice(b);
         }
-        minf.extend_from_slice(&bx(b"stbl", &stbl(&frags, &samples, &used, &parts, base)));
+        let (video_offsets, audio_offsets) = offsets(base);
+        let chunks: Vec<(u32, u32)> = frags
+            .iter()
+            .map(|f| {
+                let sdi = used.iter().position(|&u| u == f.init).unwrap_or(0) as u32 + 1;
+                (f.samples.samples.len() as u32, sdi)
+            })
+            .collect();
+        let entries: Vec<&[u8]> = parts.iter().map(|p| p.entry).collect();
+        minf.extend_from_slice(&bx(
+            b"stbl",
+            &stbl(&entries, &samples, &chunks, &video_offsets),
+        ));
         let mdia = [
             full(b"mdhd", 1, 0, &mdhd),
             parts[0].hdlr.to_vec(),
@@ -285,7 +352,14 @@ pub fn build(inits: &[Vec<u8>], spans: &[Span]) -> Result<Layout, BuildError> {
             &[full(b"tkhd", 1, 7, &tkhd), edts, bx(b"mdia", &mdia)].concat(),
         );
         let udta = bx(b"udta", &chpl(&chapters));
-        bx(b"moov", &[full(b"mvhd", 1, 0, &mvhd), trak, udta].concat())
+        let audio_trak = match (&audio, audio_parts.first()) {
+            (Some(plan), Some(a0)) => audio_trak(plan, a0, &audio_parts, &audio_offsets, created),
+            _ => Vec::new(),
+        };
+        bx(
+            b"moov",
+            &[full(b"mvhd", 1, 0, &mvhd), trak, audio_trak, udta].concat(),
+        )
     };
     // co64 has fixed-width entries: the moov's length does not depend on the offsets in it.
     let probe_len = moov_with(0).len() as u64;
@@ -293,14 +367,23 @@ pub fn build(inits: &[Vec<u8>], spans: &[Span]) -> Result<Layout, BuildError> {
     let moov = moov_with(base);
     debug_assert_eq!(moov.len() as u64, probe_len);
     let head = [ftyp, moov, mdat_hdr].concat();
-    let body = frags
-        .iter()
-        .map(|f| FileRange {
+    let mut body = Vec::with_capacity(frags.len() * 2);
+    let mut chunks = audio.as_ref().map(|p| p.chunks.iter().peekable());
+    for (k, f) in frags.iter().enumerate() {
+        body.push(FileRange {
             file: f.file,
             offset: f.samples.data_offset,
             len: f.samples.data_len(),
-        })
-        .collect();
+        });
+        if let Some(c) = chunks.as_mut().and_then(|c| c.next_if(|c| c.0 == k)) {
+            let a = f.audio.as_ref().expect("a planned audio chunk has samples");
+            body.push(FileRange {
+                file: f.file,
+                offset: a.data_offset,
+                len: audio_len(c.0),
+            });
+        }
+    }
     Ok(Layout {
         len: head.len() as u64 + data_len,
         head,
@@ -320,17 +403,84 @@ fn matrix() -> [u8; 36] {
     m
 }
 
-/// The sample table. `base`: file offset of the first sample byte (after the `mdat` header).
-fn stbl(
-    frags: &[&SourceFragment],
-    samples: &[&super::samples::Sample],
-    used: &[usize],
+/// The audio `trak` (track 2): `tkhd` with volume 1.0, an `edts` that starts it `plan.lead`
+/// after the video (an empty edit) when it starts later, `mdhd` in the audio timescale, `hdlr`
+/// and `minf`'s `smhd`/`dinf` from the source, and its sample table (every sample a sync
+/// sample: no `stss`).
+fn audio_trak(
+    plan: &super::audio::AudioPlan,
+    a0: &InitParts,
     parts: &[InitParts],
-    base: u64,
+    offsets: &[u64],
+    created: u64,
 ) -> Vec<u8> {
-    let mut stsd = (parts.len() as u32).to_be_bytes().to_vec();
-    for p in parts {
-        stsd.extend_from_slice(p.entry);
+    let ms = |ticks: u64| crate::mp4::ticks_to_ns(ticks, plan.timescale) / 1_000_000;
+    let (lead_ms, media_ms) = (ms(plan.lead), ms(plan.duration));
+    let mut tkhd = Vec::new();
+    tkhd.extend_from_slice(&created.to_be_bytes());
+    tkhd.extend_from_slice(&created.to_be_bytes());
+    tkhd.extend_from_slice(&2u32.to_be_bytes());
+    tkhd.extend_from_slice(&[0; 4]);
+    tkhd.extend_from_slice(&(lead_ms + media_ms).to_be_bytes());
+    tkhd.extend_from_slice(&[0; 12]); // reserved, layer, alternate group
+    tkhd.extend_from_slice(&0x0100u16.to_be_bytes()); // volume 1.0
+    tkhd.extend_from_slice(&[0; 2]);
+    tkhd.extend_from_slice(&matrix());
+    tkhd.extend_from_slice(&[0; 8]); // no picture
+    let mut entries: Vec<(u64, i64)> = Vec::new();
+    if lead_ms > 0 {
+        entries.push((lead_ms, -1));
+    }
+    entries.push((media_ms, 0));
+    let mut elst = (entries.len() as u32).to_be_bytes().to_vec();
+    for (d, t) in entries {
+        elst.extend_from_slice(&d.to_be_bytes());
+        elst.extend_from_slice(&t.to_be_bytes());
+        elst.extend_from_slice(&0x0001_0000u32.to_be_bytes());
+    }
+    let mut mdhd = Vec::new();
+    mdhd.extend_from_slice(&created.to_be_bytes());
+    mdhd.extend_from_slice(&created.to_be_bytes());
+    mdhd.extend_from_slice(&plan.timescale.to_be_bytes());
+    mdhd.extend_from_slice(&plan.duration.to_be_bytes());
+    mdhd.extend_from_slice(&0x55c4u16.to_be_bytes()); // "und"
+    mdhd.extend_from_slice(&[0; 2]);
+    let samples: Vec<&super::samples::Sample> = plan.samples.iter().collect();
+    let chunks: Vec<(u32, u32)> = plan.chunks.iter().map(|c| (c.1, c.2)).collect();
+    let entries: Vec<&[u8]> = parts.iter().map(|p| p.entry).collect();
+    let mut minf = Vec::new();
+    for b in &a0.minf_extra {
+        minf.extend_from_slice(b);
+    }
+    minf.extend_from_slice(&bx(b"stbl", &stbl(&entries, &samples, &chunks, offsets)));
+    let mdia = [
+        full(b"mdhd", 1, 0, &mdhd),
+        a0.hdlr.to_vec(),
+        bx(b"minf", &minf),
+    ]
+    .concat();
+    bx(
+        b"trak",
+        &[
+            full(b"tkhd", 1, 7, &tkhd),
+            bx(b"edts", &full(b"elst", 1, 0, &elst)),
+            bx(b"mdia", &mdia),
+        ]
+        .concat(),
+    )
+}
+
+/// A sample table: sample `entries` (`stsd`), `samples` in order, `chunks` as (samples,
+/// 1-based sample description index) with their file `offsets`.
+fn stbl(
+    entries: &[&[u8]],
+    samples: &[&super::samples::Sample],
+    chunks: &[(u32, u32)],
+    offsets: &[u64],
+) -> Vec<u8> {
+    let mut stsd = (entries.len() as u32).to_be_bytes().to_vec();
+    for e in entries {
+        stsd.extend_from_slice(e);
     }
     let mut out = full(b"stsd", 0, 0, &stsd);
     let stts = run_table(samples.iter().map(|s| s.duration.to_be_bytes()));
@@ -360,9 +510,7 @@ fn stbl(
     out.extend_from_slice(&full(b"stsz", 0, 0, &stsz));
     // One chunk per fragment; stsc lists where samples-per-chunk or the entry changes.
     let mut stsc_entries: Vec<(u32, u32, u32)> = Vec::new();
-    for (i, f) in frags.iter().enumerate() {
-        let n = f.samples.samples.len() as u32;
-        let sdi = used.iter().position(|&u| u == f.init).unwrap_or(0) as u32 + 1;
+    for (i, &(n, sdi)) in chunks.iter().enumerate() {
         if stsc_entries.last().is_none_or(|l| (l.1, l.2) != (n, sdi)) {
             stsc_entries.push((i as u32 + 1, n, sdi));
         }
@@ -374,11 +522,9 @@ fn stbl(
         stsc.extend_from_slice(&sdi.to_be_bytes());
     }
     out.extend_from_slice(&full(b"stsc", 0, 0, &stsc));
-    let mut co64 = (frags.len() as u32).to_be_bytes().to_vec();
-    let mut at = base;
-    for f in frags {
+    let mut co64 = (offsets.len() as u32).to_be_bytes().to_vec();
+    for at in offsets {
         co64.extend_from_slice(&at.to_be_bytes());
-        at += f.samples.data_len();
     }
     out.extend_from_slice(&full(b"co64", 0, 0, &co64));
     out
@@ -445,6 +591,7 @@ mod tests {
         SourceFragment {
             file,
             init: 0,
+            audio: None,
             samples: FragmentSamples {
                 decode_time: 0,
                 data_offset: offset,

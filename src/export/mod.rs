@@ -11,6 +11,7 @@
 //! titled with its UTC start, and `mvhd`'s creation time is the first frame's UTC second.
 //! The HTTP routes are not here.
 
+pub mod audio;
 pub mod builder;
 pub mod samples;
 pub mod vfile;
@@ -107,7 +108,7 @@ pub fn open_windows(
     let mut files: Vec<Arc<File>> = Vec::new();
     let mut inits: Vec<Vec<u8>> = Vec::new();
     // Per segment already opened (several windows may fall in one): (id, file, init, trex).
-    let mut opened: Vec<(i64, usize, usize, samples::TrexDefaults)> = Vec::new();
+    let mut opened: Vec<(i64, usize, usize, Trexes)> = Vec::new();
     let mut out: Vec<Span> = Vec::new();
     let mut prev: Option<(i64, i64)> = None; // (run id, UTC end of the last fragment)
     let mut etag = String::new();
@@ -128,7 +129,14 @@ pub fn open_windows(
                 let mut f = File::open(&path).map_err(io)?;
                 let mut init = vec![0u8; usize::try_from(seg.init_size_bytes).unwrap_or(0)];
                 f.read_exact(&mut init).map_err(io)?;
-                let trex = samples::trex_defaults(&init);
+                let audio = crate::mp4::tracks(&init)
+                    .into_iter()
+                    .find(|t| t.kind == crate::mp4::TrackKind::Audio)
+                    .map(|t| (t.id, samples::trex_defaults_of(&init, t.id)));
+                let trex = Trexes {
+                    video: samples::trex_defaults(&init),
+                    audio,
+                };
                 let init_ix = match inits.iter().position(|i| *i == init) {
                     Some(i) => i,
                     None => {
@@ -146,7 +154,7 @@ pub fn open_windows(
         let (mut t, mut at) = (sp.start_utc_ns, sp.byte_start);
         for (i, fr) in seg.fragments.iter().enumerate().take(sp.end).skip(sp.first) {
             let (fs, fe) = (t, t + i64::from(fr.duration_us) * 1000);
-            let frag = read_fragment(&files[file_ix], at, fr.size_bytes as usize, trex)
+            let (frag, audio) = read_fragment(&files[file_ix], at, fr.size_bytes as usize, trex)
                 .ok_or(ExportError::BadFragment(seg.id, i))?;
             (t, at) = (fe, at + u64::from(fr.size_bytes));
             let continues = prev.is_some_and(|(run, e)| run == seg.run_id && fs - e <= GAP_NS);
@@ -161,6 +169,7 @@ pub fn open_windows(
                     file: file_ix,
                     init: init_ix,
                     samples: frag,
+                    audio,
                 });
             }
             prev = Some((seg.run_id, fe));
@@ -185,14 +194,28 @@ pub fn open_windows(
     })
 }
 
+/// The `trex` defaults of a segment's video track, and its audio track's id and defaults.
+#[derive(Debug, Clone, Copy)]
+struct Trexes {
+    video: samples::TrexDefaults,
+    audio: Option<(u32, samples::TrexDefaults)>,
+}
+
 /// Reads the fragment of `size` bytes at `at` (prefix boxes, `moof`, `mdat`) far enough to
-/// parse its `moof`.
+/// parse its `moof`: its video samples and, if it has them, its audio samples.
 fn read_fragment(
     f: &File,
     at: u64,
     size: usize,
-    trex: samples::TrexDefaults,
-) -> Option<samples::FragmentSamples> {
+    trex: Trexes,
+) -> Option<(samples::FragmentSamples, Option<samples::FragmentSamples>)> {
+    let parse = |moof: &[u8], offset: u64| {
+        let video = samples::parse_fragment(moof, offset, trex.video)?;
+        let audio = trex
+            .audio
+            .and_then(|(id, t)| samples::parse_track(moof, offset, t, Some(id)));
+        Some((video, audio))
+    };
     let mut buf = vec![0u8; size.min(HEADER_READ)];
     f.read_exact_at(&mut buf, at).ok()?;
     let mut pos = 0usize;
@@ -206,9 +229,9 @@ fn read_fragment(
             if buf.len() < pos + len {
                 let mut whole = vec![0u8; len];
                 f.read_exact_at(&mut whole, at + pos as u64).ok()?;
-                return samples::parse_fragment(&whole, at + pos as u64, trex);
+                return parse(&whole, at + pos as u64);
             }
-            return samples::parse_fragment(&buf[pos..pos + len], at + pos as u64, trex);
+            return parse(&buf[pos..pos + len], at + pos as u64);
         }
         pos += len;
     }

@@ -52,6 +52,23 @@ pub struct TrexDefaults {
 
 use crate::mp4::{be32, be64};
 
+/// The `trex` defaults of track `id` of an init segment; zeros when it has none.
+pub fn trex_defaults_of(init: &[u8], id: u32) -> TrexDefaults {
+    crate::mp4::find_path(init, &[b"moov", b"mvex"])
+        .and_then(|mvex| {
+            crate::mp4::child_boxes(mvex)
+                .filter(|(t, _)| t == b"trex")
+                .map(|(_, b)| b)
+                .find(|t| be32(t, 4) == Some(id))
+        })
+        .map(|t| TrexDefaults {
+            duration: be32(t, 12).unwrap_or(0),
+            size: be32(t, 16).unwrap_or(0),
+            flags: be32(t, 20).unwrap_or(0),
+        })
+        .unwrap_or_default()
+}
+
 /// The `trex` defaults of an init segment (`ftyp` + `moov`); zeros when it has none.
 pub fn trex_defaults(init: &[u8]) -> TrexDefaults {
     crate::mp4::find_path(init, &[b"moov", b"mvex", b"trex"])
@@ -74,10 +91,29 @@ pub fn parse_fragment(
     moof_offset: u64,
     trex: TrexDefaults,
 ) -> Option<FragmentSamples> {
+    parse_track(moof, moof_offset, trex, None)
+}
+
+/// Like [`parse_fragment`], for the `traf` of track `id` (`tfhd` track_ID; `None`: the first
+/// `traf`). `None` also when the fragment has no `traf` of that track. Every `traf` of our
+/// muxer's fragments counts its data offset from the `moof` (default-base-is-moof).
+pub fn parse_track(
+    moof: &[u8],
+    moof_offset: u64,
+    trex: TrexDefaults,
+    id: Option<u32>,
+) -> Option<FragmentSamples> {
     if moof.get(4..8)? != b"moof" {
         return None;
     }
-    let traf = crate::mp4::find_path(moof.get(8..)?, &[b"traf"])?;
+    let traf = crate::mp4::child_boxes(moof.get(8..)?)
+        .filter(|(t, _)| t == b"traf")
+        .map(|(_, b)| b)
+        .find(|traf| {
+            id.is_none_or(|id| {
+                crate::mp4::find_path(traf, &[b"tfhd"]).and_then(|h| be32(h, 4)) == Some(id)
+            })
+        })?;
     let mut base = moof_offset; // default-base-is-moof, and the first traf's default
     let (mut dur, mut size, mut flags) = (trex.duration, trex.size, trex.flags);
     let mut decode_time = 0u64;

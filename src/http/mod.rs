@@ -278,7 +278,30 @@ fn content_blocking(
     };
     let sel = select(&st.catalog, camera, &req, clips_only)?;
     let urls = MediaUrls { token };
+    let with_audio = sel
+        .periods
+        .iter()
+        .any(|p| p.segments.iter().any(|s| s.audio_codec.is_some()));
     let (body, ctype) = match req.format {
+        // A camera with audio: a multivariant playlist whose one variant names both codecs
+        // (RFC 8216 section 4.3.4.2), pointing at this same URL with `variant=media`.
+        Format::Hls if with_audio && q.get("variant").map(String::as_str) != Some("media") => {
+            let inits: Vec<_> = sel
+                .periods
+                .iter()
+                .filter_map(|p| read_init(&st.storage_root, &p.segments[0]))
+                .collect();
+            // "./": the name holds colons (times), so without it a client could take its start
+            // for a URI scheme (RFC 3986 section 4.2).
+            let media = match &urls.token {
+                Some(t) => format!("./{name}?variant=media&token={}", hls::percent_encode(t)),
+                None => format!("./{name}?variant=media"),
+            };
+            (
+                hls::multivariant(&sel, &inits, &media),
+                "application/vnd.apple.mpegurl",
+            )
+        }
         Format::Hls => (hls::render(&sel, &urls), "application/vnd.apple.mpegurl"),
         Format::Dash => {
             let inits: Vec<_> = sel

@@ -152,6 +152,12 @@ impl ChainBuilder {
             chain.push(track_queue()?);
         }
         let mux = self.muxer()?;
+        // With audio: each fragment's samples of a track in one run (one `trun` per `traf`,
+        // video then audio in `mdat`), not interleaved every 250 ms: what DASH's per-track
+        // parts and MP4 export read (`playback::split`, `export::samples`).
+        if audio && mux.has_property("interleave-time") {
+            mux.set_property("interleave-time", 0u64);
+        }
         chain.push(mux.clone());
         chain.push(self.appsink().upcast());
         pipeline.add_many(&chain).map_err(|e| e.to_string())?;

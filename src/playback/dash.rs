@@ -6,6 +6,11 @@
 //! period's first file, a `SegmentTimeline` (5.3.9.6) whose `S@t` are the fragments' `tfdt`, and one
 //! `SegmentURL@media`/`@mediaRange` per fragment.
 //!
+//! A period whose files also hold audio gets two AdaptationSets, video and audio (dash.js does
+//! not play multiplexed representations: Dash-Industry-Forum/dash.js issue 1385). Each names
+//! its init segment and fragments by URL (`media/<id>.mp4?track=audio&at=<offset>`); the server
+//! cuts that track out of the muxed bytes ([`super::split`]), so nothing is stored twice.
+//!
 //! VoD (`type="static"`): periods follow each other with no time between them (the gaps are not
 //! played), `presentationTimeOffset` is the first fragment's `tfdt`. Live (`type="dynamic"`,
 //! `availabilityStartTime` = 1970-01-01T00:00:00Z): a period starts at the wall-clock time of
@@ -23,6 +28,124 @@ use crate::mp4::InitInfo;
 pub fn iso_duration(ns: i64) -> String {
     let ms = ns.max(0) / 1_000_000;
     format!("PT{}.{:03}S", ms / 1000, ms % 1000)
+}
+
+/// `@bandwidth` of an audio Representation, bits per second (AAC from cameras is 16 to 128
+/// kbit/s; players only compare it between representations, and there is one).
+const AUDIO_BANDWIDTH: u64 = 64_000;
+
+/// One track of a file with two, served on its own ([`super::split`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Track {
+    /// The video track.
+    Video,
+    /// The audio track.
+    Audio,
+}
+
+impl Track {
+    /// The word in media URLs: `video` or `audio`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Track::Video => "video",
+            Track::Audio => "audio",
+        }
+    }
+}
+
+/// One AdaptationSet with one Representation and its SegmentList. `track: None`: the video of a
+/// file without audio, addressed by byte range in the file itself; `Some(t)`: track `t` of a
+/// file with both, one URL per fragment that the server cuts out ([`MediaUrls::track_part`]).
+#[allow(clippy::too_many_arguments)]
+fn adaptation_set(
+    out: &mut String,
+    p: &super::timeline::Period,
+    urls: &MediaUrls,
+    info: Option<&InitInfo>,
+    codecs: &str,
+    bandwidth: u64,
+    ts: i64,
+    pto: u64,
+    track: Option<Track>,
+) {
+    let seg0 = &p.segments[0];
+    if track == Some(Track::Audio) {
+        let _ = write!(
+            out,
+            "    <AdaptationSet contentType=\"audio\" mimeType=\"audio/mp4\" segmentAlignment=\"true\" \
+             startWithSAP=\"1\">\n      <Representation id=\"audio\" codecs=\"{codecs}\" bandwidth=\"{bandwidth}\""
+        );
+    } else {
+        let _ = write!(
+            out,
+            "    <AdaptationSet contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" \
+             startWithSAP=\"1\">\n      <Representation id=\"video\" codecs=\"{codecs}\" bandwidth=\"{bandwidth}\""
+        );
+        if let Some(i) = info {
+            let _ = write!(out, " width=\"{}\" height=\"{}\"", i.width, i.height);
+        }
+    }
+    let _ = write!(
+        out,
+        ">\n        <SegmentList timescale=\"{ts}\" presentationTimeOffset=\"{pto}\">\n          "
+    );
+    match track {
+        None => {
+            let init_url = urls.segment(seg0.id).replace('&', "&amp;");
+            let _ = writeln!(
+                out,
+                "<Initialization sourceURL=\"{init_url}\" range=\"0-{}\"/>",
+                seg0.init_size_bytes - 1
+            );
+        }
+        Some(t) => {
+            let init_url = urls
+                .track_part(seg0.id, t.as_str(), None)
+                .replace('&', "&amp;");
+            let _ = writeln!(out, "<Initialization sourceURL=\"{init_url}\"/>");
+        }
+    }
+    out.push_str("          <SegmentTimeline>\n");
+    // One S element per fragment, never `@r`: with a SegmentList, players pair the n-th
+    // SegmentURL with the n-th S element (dash.js 4 indexes SegmentURLs by S element), so
+    // repeats would shift every later byte range. An audio track's fragments span the same
+    // times as the video's (the muxer cuts both at the video's key frames), so both sets share
+    // the video's timeline.
+    for f in &p.frags {
+        let _ = writeln!(
+            out,
+            "            <S t=\"{}\" d=\"{}\"/>",
+            f.decode_time, f.duration_ticks
+        );
+    }
+    out.push_str("          </SegmentTimeline>\n");
+    let mut url_of = (usize::MAX, String::new());
+    for f in &p.frags {
+        let id = p.segments[f.seg].id;
+        match track {
+            None => {
+                if url_of.0 != f.seg {
+                    url_of = (f.seg, urls.segment(id).replace('&', "&amp;"));
+                }
+                let _ = writeln!(
+                    out,
+                    "          <SegmentURL media=\"{}\" mediaRange=\"{}-{}\"/>",
+                    url_of.1,
+                    f.offset,
+                    f.offset + f.size - 1
+                );
+            }
+            Some(t) => {
+                let _ = writeln!(
+                    out,
+                    "          <SegmentURL media=\"{}\"/>",
+                    urls.track_part(id, t.as_str(), Some(f.offset))
+                        .replace('&', "&amp;")
+                );
+            }
+        }
+    }
+    out.push_str("        </SegmentList>\n      </Representation>\n    </AdaptationSet>\n");
 }
 
 /// Renders the MPD. `inits[i]` describes period `i`'s init segment (`None`: codecs unknown, the
@@ -107,51 +230,46 @@ pub fn render(
             let _ = write!(out, " duration=\"{}\"", iso_duration(dur));
         }
         out.push_str(">\n");
-        let _ = write!(
-            out,
-            "    <AdaptationSet contentType=\"video\" mimeType=\"video/mp4\" segmentAlignment=\"true\" \
-             startWithSAP=\"1\">\n      <Representation id=\"video\" codecs=\"{codecs}\" bandwidth=\"{bandwidth}\""
-        );
-        if let Some(i) = &info {
-            let _ = write!(out, " width=\"{}\" height=\"{}\"", i.width, i.height);
-        }
-        let init_url = urls.segment(seg0.id).replace('&', "&amp;");
-        let _ = write!(
-            out,
-            ">\n        <SegmentList timescale=\"{ts}\" presentationTimeOffset=\"{pto}\">\n          \
-             <Initialization sourceURL=\"{init_url}\" range=\"0-{}\"/>\n          <SegmentTimeline>\n",
-            seg0.init_size_bytes - 1
-        );
-        // One S element per fragment, never `@r`: with a SegmentList, players pair the n-th
-        // SegmentURL with the n-th S element (dash.js 4 indexes SegmentURLs by S element), so
-        // repeats would shift every later byte range.
-        for f in &p.frags {
-            let _ = writeln!(
-                out,
-                "            <S t=\"{}\" d=\"{}\"/>",
-                f.decode_time, f.duration_ticks
-            );
-        }
-        out.push_str("          </SegmentTimeline>\n");
-        let mut url_of = (usize::MAX, String::new());
-        for f in &p.frags {
-            if url_of.0 != f.seg {
-                url_of = (
-                    f.seg,
-                    urls.segment(p.segments[f.seg].id).replace('&', "&amp;"),
+        match info.as_ref().and_then(|i| i.audio_codecs.as_deref()) {
+            None => {
+                adaptation_set(
+                    &mut out,
+                    p,
+                    urls,
+                    info.as_ref(),
+                    &codecs,
+                    bandwidth,
+                    ts,
+                    pto,
+                    None,
                 );
             }
-            let _ = writeln!(
-                out,
-                "          <SegmentURL media=\"{}\" mediaRange=\"{}-{}\"/>",
-                url_of.1,
-                f.offset,
-                f.offset + f.size - 1
-            );
+            Some(audio) => {
+                adaptation_set(
+                    &mut out,
+                    p,
+                    urls,
+                    info.as_ref(),
+                    &codecs,
+                    bandwidth,
+                    ts,
+                    pto,
+                    Some(Track::Video),
+                );
+                adaptation_set(
+                    &mut out,
+                    p,
+                    urls,
+                    info.as_ref(),
+                    audio,
+                    AUDIO_BANDWIDTH,
+                    ts,
+                    pto,
+                    Some(Track::Audio),
+                );
+            }
         }
-        out.push_str(
-            "        </SegmentList>\n      </Representation>\n    </AdaptationSet>\n  </Period>\n",
-        );
+        out.push_str("  </Period>\n");
         vod_start += dur;
         prev_end_ns = start_ns + dur;
     }

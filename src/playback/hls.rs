@@ -7,8 +7,14 @@
 //! rounded to the nearest second (4.3.3.1). The media and discontinuity sequence numbers come from
 //! the index, so a live playlist keeps its numbering as its window slides (4.3.3.2, 4.3.3.3).
 //! VoD playlists carry `EXT-X-PLAYLIST-TYPE:VOD` and `EXT-X-ENDLIST`; live ones neither.
+//!
+//! A camera with audio gets a multivariant playlist first ([`multivariant`]): its one variant
+//! names both codecs in `CODECS` (section 4.3.4.2) and points at the media playlist (the same
+//! URL with `?variant=media`), whose fragments carry both tracks.
 
 use std::fmt::Write;
+
+use crate::mp4::InitInfo;
 
 use super::filter::Selection;
 use super::time::format_full;
@@ -22,6 +28,19 @@ pub struct MediaUrls {
 }
 
 impl MediaUrls {
+    /// The URL of one track of segment `id` (`track`: `video` or `audio`): its init segment
+    /// (`at`: `None`) or the fragment at byte offset `at` of the file.
+    pub fn track_part(&self, id: i64, track: &str, at: Option<u64>) -> String {
+        let at = at.map_or_else(|| "init".to_string(), |a| a.to_string());
+        match &self.token {
+            Some(t) => format!(
+                "media/{id}.mp4?track={track}&at={at}&token={}",
+                percent_encode(t)
+            ),
+            None => format!("media/{id}.mp4?track={track}&at={at}"),
+        }
+    }
+
     /// The URL of segment `id`.
     pub fn segment(&self, id: i64) -> String {
         match &self.token {
@@ -53,6 +72,41 @@ pub fn target_duration_s(sel: &Selection) -> i64 {
         .max()
         .unwrap_or(1)
         .max(1)
+}
+
+/// A multivariant playlist (RFC 8216 section 4.3.4.2) with one variant, `media_uri` (the media
+/// playlist, relative to this one): `BANDWIDTH` is the highest fragment bit rate of the
+/// selection, `CODECS` every distinct video and audio codec of `inits` (RFC 6381), `RESOLUTION`
+/// the first init segment's picture size. For cameras with audio: a media playlist cannot say
+/// its codecs.
+pub fn multivariant(sel: &Selection, inits: &[InitInfo], media_uri: &str) -> String {
+    let peak = sel
+        .periods
+        .iter()
+        .flat_map(|p| p.frags.iter())
+        .filter(|f| f.duration_ns > 0)
+        .map(|f| (f.size as i128 * 8 * 1_000_000_000 / i128::from(f.duration_ns)) as u64)
+        .max()
+        .unwrap_or(1);
+    let mut codecs: Vec<&str> = Vec::new();
+    for i in inits {
+        for c in std::iter::once(i.codecs.as_str()).chain(i.audio_codecs.as_deref()) {
+            if !codecs.contains(&c) {
+                codecs.push(c);
+            }
+        }
+    }
+    let mut out = format!(
+        "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n#EXT-X-STREAM-INF:BANDWIDTH={peak}"
+    );
+    if !codecs.is_empty() {
+        let _ = write!(out, ",CODECS=\"{}\"", codecs.join(","));
+    }
+    if let Some(i) = inits.first() {
+        let _ = write!(out, ",RESOLUTION={}x{}", i.width, i.height);
+    }
+    let _ = write!(out, "\n{media_uri}\n");
+    out
 }
 
 /// Renders the playlist.

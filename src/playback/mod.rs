@@ -10,6 +10,7 @@
 //! - [`kept`]: an EVR camera's clips, the only media its availableMedia and VoD manifests show.
 //! - [`filter`]: the manifest `startTime`/`endTime` filter rules (live or VoD, 4 h and 24 h limits).
 //! - [`hls`] and [`dash`]: manifest rendering (RFC 8216, ISO/IEC 23009-1).
+//! - [`split`]: one track of a file with audio and video, cut out on the fly for DASH.
 //!
 //! HTTP (routes, access tokens, byte ranges) belongs to [`crate::http`]; nothing here does
 //! network I/O.
@@ -20,6 +21,7 @@ pub mod dash;
 pub mod filter;
 pub mod hls;
 pub mod kept;
+pub mod split;
 pub mod time;
 pub mod timeline;
 

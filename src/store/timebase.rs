@@ -57,7 +57,8 @@ impl Field {
             4
         }
     }
-    fn get(self, b: &[u8]) -> Option<u64> {
+    /// The value in `b` (the header it was found in), if its bytes are there.
+    pub fn get(self, b: &[u8]) -> Option<u64> {
         if self.wide {
             be64(b, self.at)
         } else {

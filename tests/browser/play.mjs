@@ -97,6 +97,9 @@ try {
     distinctColours: picture.distinct,
     duration: await page.evaluate(() => document.querySelector('video').duration),
     playedFrom: await page.evaluate(() => { const p = document.querySelector('video').played; return p.length ? p.start(0) : null; }),
+    // Chromium's count of decoded audio bytes (0: no sound was decoded; the video is muted for
+    // autoplay, which does not stop decoding).
+    audioDecodedBytes: await page.evaluate(() => document.querySelector('video').webkitAudioDecodedByteCount ?? null),
   };
 } finally {
   await browser.close();

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub mod broker;
+pub mod browser;
 pub mod stores;
 
 use edgerec::index::SegmentRow;
