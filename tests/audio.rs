@@ -409,3 +409,142 @@ fn audio_plays_in_hls_dash_and_export() {
         );
     });
 }
+
+/// Onsets in an ffmpeg `metadata`/`ametadata` print file: the `pts_time` of every entry whose
+/// `key` value crosses above `above` after one at or below it (`-inf` counts as below).
+fn onsets(file: &Path, key: &str, above: f64) -> Vec<f64> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let (mut t, mut was_on, mut out) = (0.0f64, true, Vec::new());
+    for line in text.lines() {
+        if let Some(p) = line.split("pts_time:").nth(1) {
+            t = p.trim().parse().unwrap_or(t);
+        } else if let Some(v) = line.strip_prefix(&format!("{key}=")) {
+            let v: f64 = v.trim().parse().unwrap_or(f64::NEG_INFINITY);
+            let on = v > above;
+            if on && !was_on {
+                out.push(t);
+            }
+            was_on = on;
+        }
+    }
+    out
+}
+
+/// Sound and picture stay in sync across segments and across a camera outage: a camera that
+/// flashes white and beeps at the same instant every 5 s, recorded and played back through HLS
+/// in ffmpeg; every beep lies within one AAC frame plus one video frame of its flash.
+#[test]
+fn sound_stays_with_the_picture_across_segments_and_an_outage() {
+    for t in ["ffmpeg", "ffprobe"] {
+        require(t);
+    }
+    let mut cam = TestCam::start(&[
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--audio",
+        "aac",
+        "--flash-beep",
+        "5",
+    ]);
+    let site = Site::new(
+        "max_size_mib = 64\nmin_free_mib = 0\nsegment_length = \"PT30S\"",
+        &[("sync", cam.url(), "audio = \"auto\"")],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(20), "first media", || {
+        !site.segments().is_empty()
+    });
+    // Past the first segment's end (30 s), then the camera goes away and comes back.
+    std::thread::sleep(Duration::from_secs(33));
+    cam.stop();
+    std::thread::sleep(Duration::from_secs(2));
+    cam.restart();
+    wait_for(Duration::from_secs(30), "a second run", || {
+        site.segments()
+            .iter()
+            .map(|s| s.run_id)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+            >= 2
+    });
+    std::thread::sleep(Duration::from_secs(11));
+    let work = tempfile::tempdir().unwrap();
+    let copy = work.path().join("hls.mp4");
+    let from = iso_ns(site.segments()[0].start_utc_ns);
+    let to = iso_ns(now_utc_ns() - 1_000_000_000);
+    let url = format!(
+        "http://127.0.0.1:{}/sync/content.ism/manifest(format=m3u8-aapl,startTime={from},endTime={to}).m3u8",
+        site.http_port
+    );
+    let st = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-rw_timeout",
+            "10000000",
+            "-i",
+            &url,
+        ])
+        .args(["-map", "0", "-t", "60", "-c", "copy", "-y"])
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success(), "ffmpeg reads the playlist");
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    let segs = site.complete();
+    assert!(
+        segs.len() >= 3,
+        "two segments in the first run, one in the second: {segs:?}"
+    );
+    // Luma per frame and loudness per 5 ms of sound, on the file's own timestamps.
+    let (v, a) = (work.path().join("v.txt"), work.path().join("a.txt"));
+    let st = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-copyts", "-i"])
+        .arg(&copy)
+        .arg("-filter_complex")
+        .arg(format!(
+            "[0:v]signalstats,metadata=print:key=lavfi.signalstats.YAVG:file={}[vo];\
+             [0:a]asetnsamples=n=240,astats=metadata=1:reset=1,\
+             ametadata=print:key=lavfi.astats.Overall.RMS_level:file={}[ao]",
+            v.display(),
+            a.display()
+        ))
+        .args(["-map", "[vo]", "-map", "[ao]", "-f", "null", "-"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The file's first 0.2 s are left out: a recording starts on the first key frame, maybe
+    // on a flash or in the middle of a beep.
+    let settled = |v: Vec<f64>| v.into_iter().filter(|t| *t >= 0.2).collect::<Vec<_>>();
+    let flashes = settled(onsets(&v, "lavfi.signalstats.YAVG", 128.0));
+    let beeps = settled(onsets(&a, "lavfi.astats.Overall.RMS_level", -30.0));
+    // One AAC frame (1024 samples at 48 kHz) plus one video frame (25 fps).
+    let tolerance = 1024.0 / 48_000.0 + 1.0 / 25.0;
+    let mut paired = 0;
+    let mut worst = 0.0f64;
+    for b in &beeps {
+        let nearest = flashes
+            .iter()
+            .map(|f| (f - b).abs())
+            .fold(f64::INFINITY, f64::min);
+        assert!(
+            nearest <= tolerance,
+            "a beep at {b:.3} s is {nearest:.3} s from the nearest flash; flashes {flashes:?}, beeps {beeps:?}"
+        );
+        worst = worst.max(nearest);
+        paired += 1;
+    }
+    eprintln!("A/V sync: {paired} beeps, at most {worst:.3} s from their flashes (tolerance {tolerance:.3} s)");
+    // About 44 s recorded in two runs: at least eight flash/beep pairs, and no flash without
+    // its beep.
+    assert!(paired >= 8, "flashes {flashes:?}, beeps {beeps:?}");
+    assert_eq!(
+        flashes.len(),
+        beeps.len(),
+        "flashes {flashes:?}, beeps {beeps:?}"
+    );
+}

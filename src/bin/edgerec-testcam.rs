@@ -62,6 +62,10 @@ struct Args {
     /// sound is a 1 kHz tone.
     #[arg(long, default_value = "none")]
     audio: String,
+    /// A white flash (one frame) and a 100 ms beep together every this many seconds, on a black
+    /// picture and silence (with --audio): for checking that sound and picture stay in sync.
+    #[arg(long)]
+    flash_beep: Option<u32>,
     /// `START,LENGTH` in seconds: the audio stops START s after the media starts, for LENGTH s,
     /// while video goes on (a camera that mutes).
     #[arg(long, value_parser = parse_gap)]
@@ -109,9 +113,15 @@ fn audio_branch(a: &Args) -> Result<String, String> {
             ))
         }
     };
+    // With --flash-beep the tone is cut to a beep by a probe on `beep` (see `beep_probe`).
+    let beep = if a.flash_beep.is_some() {
+        " ! identity name=beep"
+    } else {
+        ""
+    };
     Ok(format!(
-        " audiotestsrc is-live=true wave=sine freq=1000 volume=0.3 ! audioconvert ! audioresample ! \
-         audio/x-raw,rate={rate},channels=1 ! valve name=mic drop=false ! audioconvert ! {enc}"
+        " audiotestsrc is-live=true wave=sine freq=1000 volume=0.3 samplesperbuffer=240 ! audioconvert ! audioresample ! \
+         audio/x-raw,format=S16LE,rate={rate},channels=1{beep} ! valve name=mic drop=false ! audioconvert ! {enc}"
     ))
 }
 
@@ -133,12 +143,18 @@ fn launch_line(a: &Args) -> Result<String, String> {
         None => {
             // A running clock in the picture, where the pango plugin is installed (Debian's
             // gstreamer1.0-x); without it the pattern alone still makes a valid stream.
-            let overlay = if gst::ElementFactory::find("timeoverlay").is_some() {
-                " ! timeoverlay"
+            let overlay =
+                if a.flash_beep.is_none() && gst::ElementFactory::find("timeoverlay").is_some() {
+                    " ! timeoverlay"
+                } else {
+                    ""
+                };
+            let pattern = if a.flash_beep.is_some() {
+                "black"
             } else {
-                ""
+                &a.pattern
             };
-            format!("videotestsrc is-live=true pattern={}{overlay}", a.pattern)
+            format!("videotestsrc is-live=true pattern={pattern}{overlay}")
         }
     };
     // With a GOP pattern the encoder makes keyframes only when asked (see `force_gops`).
@@ -167,8 +183,13 @@ fn launch_line(a: &Args) -> Result<String, String> {
         other => return Err(format!("--codec must be h264, h265 or mjpeg, got {other:?}")),
     };
     let audio = audio_branch(a)?;
+    let flash = if a.flash_beep.is_some() {
+        "identity name=flash ! "
+    } else {
+        ""
+    };
     Ok(format!(
-        "( {source} ! videoscale ! capsfilter name=size caps=\"{raw}\" ! {enc}{audio} )"
+        "( {source} ! videoscale ! capsfilter name=size caps=\"{raw}\" ! {flash}{enc}{audio} )"
     ))
 }
 
@@ -250,6 +271,60 @@ fn feed_file(
     };
     let _ = dec.set_state(gst::State::Null);
     result
+}
+
+/// Whether running time `t` lies in the first `len` of a `period`.
+fn in_pulse(t: gst::ClockTime, period: gst::ClockTime, len: gst::ClockTime) -> bool {
+    t.nseconds() % period.nseconds() < len.nseconds()
+}
+
+/// Paints the frames of `flash` white (I420 luma 235) whose time lies in the first frame of
+/// every `period`.
+fn flash_probe(flash: &gst::Element, period: gst::ClockTime, frame: gst::ClockTime) {
+    use gst::prelude::*;
+    let Some(pad) = flash.static_pad("src") else {
+        return;
+    };
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(gst::PadProbeData::Buffer(ref mut buf)) = info.data {
+            if buf.pts().is_some_and(|t| in_pulse(t, period, frame)) {
+                let b = buf.make_mut();
+                if let Ok(mut m) = b.map_writable() {
+                    // Luma is the first two thirds of an I420 frame.
+                    let n = m.len() * 2 / 3;
+                    m[..n].fill(235);
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Keeps the tone of `beep` (S16LE mono at `rate`) only in the first 100 ms of every
+/// `period`, sample by sample; silence elsewhere.
+fn beep_probe(beep: &gst::Element, period: gst::ClockTime, rate: u64) {
+    use gst::prelude::*;
+    let Some(pad) = beep.static_pad("src") else {
+        return;
+    };
+    let len = gst::ClockTime::from_mseconds(100);
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(gst::PadProbeData::Buffer(ref mut buf)) = info.data {
+            let Some(pts) = buf.pts() else {
+                return gst::PadProbeReturn::Ok;
+            };
+            let b = buf.make_mut();
+            if let Ok(mut m) = b.map_writable() {
+                for (i, s) in m.chunks_exact_mut(2).enumerate() {
+                    let t = pts + gst::ClockTime::from_nseconds(i as u64 * 1_000_000_000 / rate);
+                    if !in_pulse(t, period, len) {
+                        s.fill(0);
+                    }
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
 }
 
 /// Forces a keyframe at the start of each GOP of `pattern` (frames, cycled) by sending the
@@ -374,6 +449,22 @@ fn run(a: &Args) -> Result<(), String> {
             }
         });
     });
+    if let Some(p) = a.flash_beep {
+        let period = gst::ClockTime::from_seconds(u64::from(p.max(1)));
+        let frame = gst::ClockTime::from_nseconds(1_000_000_000 / u64::from(a.fps.max(1)));
+        let rate = if a.audio == "aac" { 48_000 } else { 8_000 };
+        factory.connect_media_configure(move |_, media| {
+            let Some(bin) = media.element().downcast_ref::<gst::Bin>().cloned() else {
+                return;
+            };
+            if let Some(f) = bin.by_name("flash") {
+                flash_probe(&f, period, frame);
+            }
+            if let Some(b) = bin.by_name("beep") {
+                beep_probe(&b, period, rate);
+            }
+        });
+    }
     if let Some((start, len)) = a.audio_gap {
         factory.connect_media_configure(move |_, media| {
             let Some(mic) = media

@@ -193,6 +193,35 @@ pub fn rebase(header: &mut [u8], tfdt: u64, scales: &TrackScales) -> bool {
     true
 }
 
+/// How far (first-track ticks, rounded up) a fragment's other tracks start before its first
+/// track: the audio of a fragment may begin up to one audio frame before the video key frame
+/// that opens it. A segment file's time then counts from that earlier start, so no `tfdt` of
+/// the file falls below 0 (0 for a fragment of one track, or whose audio starts later).
+pub fn lead_of_others(header: &[u8], scales: &TrackScales) -> u64 {
+    let f = time_fields(header);
+    let Some(first) = f.tfdt.and_then(|t| t.get(header)) else {
+        return 0;
+    };
+    let mut lead = 0u64;
+    for (id, field) in &f.more {
+        let (Some(ts), Some(v)) = (scales.of(*id), field.get(header)) else {
+            continue;
+        };
+        if ts == 0 || scales.first == 0 {
+            continue;
+        }
+        // The other track's start in first-track ticks, rounded down.
+        let at = (u128::from(v) * u128::from(scales.first) / u128::from(ts)) as u64;
+        lead = lead.max(first.saturating_sub(at));
+    }
+    lead
+}
+
+/// A first `tfdt` below this many seconds of ticks marks a file that counts from its own start
+/// (it is 0, or the few ms by which its audio starts before its video); one above counts from
+/// 1970 (written before that rule).
+const RELATIVE_BELOW_S: u64 = 1;
+
 /// Ticks of a `timescale` clock in `ns` nanoseconds, rounded to the nearest tick.
 pub fn ns_to_ticks(ns: i64, timescale: u32) -> u64 {
     let t = (i128::from(ns.max(0)) * i128::from(timescale) + 500_000_000) / 1_000_000_000;
@@ -215,7 +244,7 @@ pub fn base_of_scan(
     prev: Option<&SegmentRow>,
 ) -> u64 {
     if let Some(t) = scan.fragments.first().map(|f| f.decode_time) {
-        if t != 0 {
+        if t >= RELATIVE_BELOW_S * u64::from(scan.timescale.max(1)) {
             return t;
         }
     }
@@ -270,9 +299,12 @@ impl PlaybackView {
         if let Some(&first) = v.fragments.first() {
             let h = v.header(first)?;
             let t0 = time_fields(&h).tfdt.and_then(|t| t.get(&h));
-            // A file from before the rule carries absolute times already: nothing to add.
-            if t0 == Some(0) {
-                v.delta = row.decode_time;
+            // A file from before the rule carries absolute times already: nothing to add. A
+            // file whose audio starts before its video counts from the audio: its first video
+            // `tfdt` is that lead, and the segment's base is the video's.
+            let relative_below = RELATIVE_BELOW_S * u64::from(row.timescale.max(1));
+            if let Some(t0) = t0.filter(|t| *t < relative_below) {
+                v.delta = row.decode_time.saturating_sub(t0);
                 let mut init = vec![0u8; (row.init_size_bytes.max(0) as u64).min(len) as usize];
                 v.file.read_exact_at(&mut init, 0)?;
                 v.scales = TrackScales::of_init(&init);
@@ -416,6 +448,33 @@ mod tests {
     }
 
     #[test]
+    fn audio_that_starts_before_the_video_moves_the_file_start_back() {
+        let tfhd = |id: u32| bx(b"tfhd", &full(0, &id.to_be_bytes()));
+        let traf = |id: u32, t: u64| {
+            bx(
+                b"traf",
+                &[tfhd(id), bx(b"tfdt", &full(1, &t.to_be_bytes()))].concat(),
+            )
+        };
+        let mut h = bx(b"moof", &[traf(1, 90_000), traf(2, 47_700)].concat());
+        let scales = TrackScales {
+            first: 90_000,
+            others: vec![(2, 48_000)],
+        };
+        // 47 700 at 48 kHz is 89 437.5 at 90 kHz: the audio leads by 563 video ticks.
+        let lead = lead_of_others(&h, &scales);
+        assert_eq!(lead, 563);
+        assert!(rebase(&mut h, lead, &scales));
+        let f = time_fields(&h);
+        assert_eq!(f.tfdt.unwrap().get(&h), Some(563));
+        assert_eq!(f.more[0].1.get(&h), Some(0));
+        // Moving back by the same time restores both.
+        assert!(rebase(&mut h, 90_000, &scales));
+        let f = time_fields(&h);
+        assert_eq!(f.more[0].1.get(&h), Some(47_700));
+    }
+
+    #[test]
     fn the_view_adds_the_base_back_in_every_range() {
         let base = 160_000_000_000_000u64;
         let init = bx(b"ftyp", b"iso6mp41");
@@ -480,7 +539,12 @@ mod tests {
         };
         let s = 1_700_000_000_000_000_000i64;
         // Absolute (old) files keep theirs; a known base wins over a derived one.
-        assert_eq!(base_of_scan(&scan(123), 0, s, None), 123);
+        assert_eq!(
+            base_of_scan(&scan(160_000_000_000_123), 0, s, None),
+            160_000_000_000_123
+        );
+        // A file whose audio leads its video by a few ms counts from its own start.
+        assert_eq!(base_of_scan(&scan(1800), 77, s, None), 77);
         assert_eq!(base_of_scan(&scan(0), 77, s, None), 77);
         // Alone: the start in ticks.
         assert_eq!(base_of_scan(&scan(0), 0, s, None), ns_to_ticks(s, 90_000));

@@ -215,6 +215,9 @@ struct OpenSegment {
     file: SegmentFile,
     /// Its tracks' timescales, for the time rebase of each fragment.
     scales: crate::mp4::TrackScales,
+    /// Video ticks by which the file's time starts before its first video frame (its audio
+    /// starts that much earlier; [`super::timebase::lead_of_others`]).
+    lead: u64,
 }
 
 struct Cam {
@@ -576,7 +579,7 @@ impl Writer {
             .get_mut(camera)
             .and_then(|c| c.open.as_mut())
             .expect("append needs an open segment");
-        relative_time(f, o.row.decode_time, &o.scales);
+        relative_time(f, o.row.decode_time.saturating_sub(o.lead), &o.scales);
         o.file.append(f.payload.as_ref(), sync)?;
         o.row.size_bytes += f.payload.len() as i64;
         o.row.duration_ns += f.duration_ns as i64;
@@ -608,7 +611,16 @@ impl Writer {
             .iter()
             .find(|t| t.kind == crate::mp4::TrackKind::Audio)
             .map(|t| t.codecs.clone().unwrap_or_else(|| t.sample_entry.clone()));
-        relative_time(f, f.decode_time, &scales);
+        let mut lead = 0;
+        if scales.others.is_empty() {
+            relative_time(f, f.decode_time, &scales);
+        } else {
+            f.payload.edit_head(&mut |h| {
+                lead = super::timebase::lead_of_others(h, &scales);
+                false
+            });
+            relative_time(f, f.decode_time.saturating_sub(lead), &scales);
+        }
         let (file, start) =
             SegmentFile::create(&root, camera, f.utc_ns, &init, f.payload.as_ref())?;
         let mut row = SegmentRow {
@@ -654,7 +666,12 @@ impl Writer {
                 (i.id, i.media_seq, i.disc_seq, i.disc_start);
         }
         self.live.opened(&row);
-        self.cam(camera).open = Some(OpenSegment { row, file, scales });
+        self.cam(camera).open = Some(OpenSegment {
+            row,
+            file,
+            scales,
+            lead,
+        });
         Ok(())
     }
 
