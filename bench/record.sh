@@ -9,6 +9,9 @@
 # with irregular GOPs (7, 23, 12, 31 frames).
 # bench/record.sh scale SECONDS: edgerec with the default source alone, at 4, 8 and 16 streams, to
 # show whether CPU per stream stays flat and nothing is dropped.
+# bench/record.sh audio SECONDS: what recording sound costs, 4 streams each, side by side: a
+# camera with G.711 (PCMU) recorded with audio off and with audio = "auto" (decoded and
+# re-encoded to AAC), and a camera with AAC recorded with audio = "auto" (passed through).
 # TRANSPORT=udp compares over RTP/UDP (retina is then left out: it does not do UDP).
 # KEEP=1 keeps the work directory (configs, logs, media). Figures, not pass/fail. Needs a release build (`make bench` does it).
 set -euo pipefail
@@ -26,6 +29,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 start_camera() {
   local port; port=$(free_port)
   local args=(--port "$port" --fps 25 --bitrate 2000)
+  [ -n "${CAM_AUDIO:-}" ] && args+=(--audio "$CAM_AUDIO")
   if [ "$1" = footage ]; then
     local clip=../shared/testdata/vtest.avi
     [ -f "$clip" ] || { echo "$clip missing" >&2; exit 1; }
@@ -39,7 +43,8 @@ start_camera() {
   url="rtsp://127.0.0.1:$port/stream"
 }
 
-# edgerec_config NAME N SOURCE: a config recording N streams of $url into $work/NAME.
+# edgerec_config NAME N SOURCE [EXTRA]: a config recording N streams of $url into $work/NAME,
+# with EXTRA lines in each camera.
 edgerec_config() {
   {
     printf 'device_id = "bench"\n[storage]\npath = "%s/%s"\nmax_size_mib = 8192\nmin_free_mib = 0\n' "$work" "$1"
@@ -47,6 +52,7 @@ edgerec_config() {
     for i in $(seq "$2"); do
       printf '[[camera]]\nid = "cam%d"\nurl = "%s"\nfragment_duration = "PT2S"\ntransport = "%s"\n' "$i" "$url" "$TRANSPORT"
       if [ -n "$3" ]; then printf 'source = "%s"\n' "$3"; fi
+      if [ -n "${4:-}" ]; then printf '%s\n' "$4"; fi
     done
   } > "$work/$1.toml"
 }
@@ -117,6 +123,36 @@ if [ "${1:-}" = scale ]; then
     report "scale$n" "$n"
     echo "  recorded per camera: $(recorded_seconds "scale$n")"
   done
+  exit 0
+fi
+
+if [ "${1:-}" = audio ]; then
+  SECS=${2:-60}
+  CAM_AUDIO=pcmu start_camera pattern
+  g711=$url
+  mv "$work/cam-pattern.log" "$work/cam-pcmu.log"
+  CAM_AUDIO=aac start_camera pattern
+  aac=$url
+  url=$g711; edgerec_config g711-off 4 "" 'audio = "off"'
+  url=$g711; edgerec_config g711-aac 4 "" 'audio = "auto"'
+  url=$aac; edgerec_config aac-pass 4 "" 'audio = "auto"'
+  for name in g711-off g711-aac aac-pass; do start_edgerec "$name"; sleep 2; done
+  sleep "$SECS"
+  for name in g711-off g711-aac aac-pass; do stop_edgerec "$name"; done
+  echo "audio: 4 streams each of 720p25 ~2 Mbit/s, $SECS s, side by side"
+  for name in g711-off g711-aac aac-pass; do report "$name" 4; done
+  python3 - "$work" "${started[g711-off]}" "${started[g711-aac]}" "${started[aac-pass]}" <<'PY'
+import sys
+w = sys.argv[1]
+secs = dict(zip(["g711-off", "g711-aac", "aac-pass"], map(float, sys.argv[2:5])))
+def per(name):
+    u, s, *_ = open(f"{w}/{name}.time").read().strip().split("\n")[-1].split()
+    return (float(u) + float(s)) / 4 / (secs[name] / 60)
+off, g711, aac = per("g711-off"), per("g711-aac"), per("aac-pass")
+print(f"per camera: G.711 re-encoded to AAC costs {g711 - off:.3f} CPU s/min more than video only "
+      f"({g711 / off:.2f}x); AAC passed through {aac - off:.3f} more ({aac / off:.2f}x)")
+PY
+  for name in g711-off g711-aac aac-pass; do echo "recorded by $name: $(recorded_seconds "$name")"; done
   exit 0
 fi
 

@@ -548,3 +548,55 @@ fn sound_stays_with_the_picture_across_segments_and_an_outage() {
         "flashes {flashes:?}, beeps {beeps:?}"
     );
 }
+
+/// Uploaded segments carry both tracks: a camera with audio uploaded to a directory store
+/// (`file://`) gives objects in which ffprobe finds the video and the AAC track.
+#[test]
+fn uploaded_segments_carry_both_tracks() {
+    let cam = TestCam::start(&["--width", "320", "--height", "240", "--audio", "aac"]);
+    let bucket = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let site = Site::in_dir(
+        dir,
+        &format!(
+            "max_size_mib = 64\nmin_free_mib = 0\nsegment_length = \"PT30S\"\n\n[upload]\nurl = \"file://{}\"",
+            bucket.path().display()
+        ),
+        &[("up", cam.url(), "audio = \"auto\"")],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(20), "first media", || {
+        !site.segments().is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    // Stopping closes the open segment; the next start uploads it.
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    let rec = Recorder::start(&site);
+    let find = || {
+        walk(bucket.path())
+            .into_iter()
+            .find(|p| p.extension().is_some_and(|e| e == "mp4"))
+    };
+    wait_for(Duration::from_secs(30), "an uploaded segment", || {
+        find().is_some()
+    });
+    let object = find().unwrap();
+    drop(rec);
+    let s = streams(&object);
+    assert_eq!(s.len(), 2, "{}: {s:?}", object.display());
+    assert_eq!((s[1].0.as_str(), s[1].1.as_str()), ("audio", "aac"));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

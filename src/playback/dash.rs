@@ -315,6 +315,41 @@ mod tests {
     }
 
     #[test]
+    fn a_period_with_audio_has_an_audio_and_a_video_set_of_track_parts() {
+        let a = seg(7, 1, 0, 3, 2);
+        let sel = Selection {
+            live: false,
+            periods: periods(&[a], 0, 1000 * S),
+        };
+        let info = InitInfo {
+            codecs: "avc1.42c014".into(),
+            width: 320,
+            height: 240,
+            audio_codecs: Some("mp4a.40.2".into()),
+        };
+        let m = render(&sel, &MediaUrls::default(), &[Some(info)], 0);
+        assert_eq!(m.matches("<AdaptationSet").count(), 2, "{m}");
+        assert!(
+            m.contains("contentType=\"audio\" mimeType=\"audio/mp4\""),
+            "{m}"
+        );
+        assert!(
+            m.contains("<Representation id=\"audio\" codecs=\"mp4a.40.2\""),
+            "{m}"
+        );
+        assert!(m.contains("<Initialization sourceURL=\"media/7.mp4?track=audio&amp;at=init\"/>"));
+        assert!(m.contains("<Initialization sourceURL=\"media/7.mp4?track=video&amp;at=init\"/>"));
+        // One part per fragment in each set, at the fragment's byte offset; no byte ranges.
+        assert!(
+            m.contains("<SegmentURL media=\"media/7.mp4?track=audio&amp;at=1100\"/>"),
+            "{m}"
+        );
+        assert_eq!(m.matches("<SegmentURL").count(), 6);
+        assert!(!m.contains("mediaRange"));
+        assert_eq!(m.matches("<S t=").count(), 6);
+    }
+
+    #[test]
     fn dynamic_anchors_periods_at_their_wall_clock() {
         let mut a = seg(1, 1, 1000 * S, 3, 2);
         a.decode_time = 10 * 90_000; // tfdt 10 s at 1000 s: tfdt 0 was at 990 s

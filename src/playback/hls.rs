@@ -172,6 +172,32 @@ mod tests {
     const S: i64 = 1_000_000_000;
 
     #[test]
+    fn the_multivariant_playlist_names_both_codecs() {
+        let sel = Selection {
+            live: false,
+            periods: periods(&[seg(1, 1, 0, 3, 2)], 0, 1000 * S),
+        };
+        let info = InitInfo {
+            codecs: "avc1.42c014".into(),
+            width: 320,
+            height: 240,
+            audio_codecs: Some("mp4a.40.2".into()),
+        };
+        let m = multivariant(
+            &sel,
+            &[info.clone(), info],
+            "./manifest(x).m3u8?variant=media",
+        );
+        // 1000-byte fragments of 2 s: 4000 bit/s.
+        assert_eq!(
+            m,
+            "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-INDEPENDENT-SEGMENTS\n\
+             #EXT-X-STREAM-INF:BANDWIDTH=4000,CODECS=\"avc1.42c014,mp4a.40.2\",RESOLUTION=320x240\n\
+             ./manifest(x).m3u8?variant=media\n"
+        );
+    }
+
+    #[test]
     fn vod_with_a_gap() {
         let a = seg(1, 1, 0, 3, 2);
         let mut b = seg(2, 2, 100 * S, 2, 2);

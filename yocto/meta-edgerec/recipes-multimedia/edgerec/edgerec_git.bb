@@ -16,7 +16,7 @@ CVE_PRODUCT = "edgerec"
 
 DEPENDS = "gstreamer1.0 gstreamer1.0-plugins-base sqlite3"
 
-PV = "0.4.0+git"
+PV = "0.5.0+git"
 
 SRC_URI = "git://github.com/edgerec/edgerec.git;protocol=https;branch=main"
 # The recipe lives in the repository it builds: pin a commit here for reproducible images.
