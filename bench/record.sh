@@ -11,7 +11,8 @@
 # show whether CPU per stream stays flat and nothing is dropped.
 # bench/record.sh audio SECONDS: what recording sound costs, 4 streams each, side by side: a
 # camera with G.711 (PCMU) recorded with audio off and with audio = "auto" (decoded and
-# re-encoded to AAC), and a camera with AAC recorded with audio = "auto" (passed through).
+# re-encoded to AAC), and a camera with AAC recorded with audio = "auto" (passed through);
+# 640x360 pictures, so that the test cameras' encoders leave the CPU to the recorders.
 # TRANSPORT=udp compares over RTP/UDP (retina is then left out: it does not do UDP).
 # KEEP=1 keeps the work directory (configs, logs, media). Figures, not pass/fail. Needs a release build (`make bench` does it).
 set -euo pipefail
@@ -30,10 +31,13 @@ start_camera() {
   local port; port=$(free_port)
   local args=(--port "$port" --fps 25 --bitrate 2000)
   [ -n "${CAM_AUDIO:-}" ] && args+=(--audio "$CAM_AUDIO")
+  [ -n "${CAM_UNSHARED:-}" ] && args+=(--unshared)
   if [ "$1" = footage ]; then
     local clip=../shared/testdata/vtest.avi
     [ -f "$clip" ] || { echo "$clip missing" >&2; exit 1; }
     args+=(--file "$clip" --width 768 --height 576 --gop-pattern 7,23,12,31)
+  elif [ -n "${CAM_AUDIO:-}" ]; then
+    args+=(--width 640 --height 360 --gop 50)
   else
     args+=(--width 1280 --height 720 --gop 50)
   fi
@@ -128,7 +132,8 @@ fi
 
 if [ "${1:-}" = audio ]; then
   SECS=${2:-60}
-  CAM_AUDIO=pcmu start_camera pattern
+  # G.711: one encoder per client (see edgerec-testcam --unshared).
+  CAM_AUDIO=pcmu CAM_UNSHARED=1 start_camera pattern
   g711=$url
   mv "$work/cam-pattern.log" "$work/cam-pcmu.log"
   CAM_AUDIO=aac start_camera pattern
@@ -139,7 +144,7 @@ if [ "${1:-}" = audio ]; then
   for name in g711-off g711-aac aac-pass; do start_edgerec "$name"; sleep 2; done
   sleep "$SECS"
   for name in g711-off g711-aac aac-pass; do stop_edgerec "$name"; done
-  echo "audio: 4 streams each of 720p25 ~2 Mbit/s, $SECS s, side by side"
+  echo "audio: 4 streams each of 640x360 at 25 fps ~2 Mbit/s, $SECS s, side by side"
   for name in g711-off g711-aac aac-pass; do report "$name" 4; done
   python3 - "$work" "${started[g711-off]}" "${started[g711-aac]}" "${started[aac-pass]}" <<'PY'
 import sys

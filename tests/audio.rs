@@ -600,3 +600,31 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+/// A G.711 camera on a gateway without the AAC encoder: the video is recorded, with a warning
+/// that names what is missing; the recorder does not fail the camera over its sound.
+#[test]
+fn g711_without_an_aac_encoder_records_the_video_and_says_why() {
+    let cam = TestCam::start(&["--width", "320", "--height", "240", "--audio", "pcmu"]);
+    let site = Site::new(
+        "max_size_mib = 64\nmin_free_mib = 0\n\n[pipeline]\naac_encoder = \"no-such-aacenc\"",
+        &[("noenc", cam.url(), "audio = \"auto\"")],
+    );
+    let rec = Recorder::start(&site);
+    wait_for(Duration::from_secs(20), "first media", || {
+        !site.segments().is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let log = rec.log_text();
+    let (ok, _) = rec.terminate();
+    assert!(ok);
+    assert!(
+        log.contains("no-such-aacenc") && log.contains("recording video only"),
+        "{log}"
+    );
+    let segs = site.complete();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    assert_eq!(segs[0].audio_codec, None);
+    let s = streams(&site.store().join(&segs[0].path));
+    assert_eq!(s.len(), 1, "{s:?}");
+}

@@ -62,6 +62,11 @@ struct Args {
     /// sound is a 1 kHz tone.
     #[arg(long, default_value = "none")]
     audio: String,
+    /// One media pipeline (one encoder) per client instead of one shared by all. gst-rtsp-server
+    /// 1.22's shared media has answered DESCRIBE with 503 for good once several clients of a
+    /// G.711 stream connected at the same instant; the benchmark's G.711 cameras use this.
+    #[arg(long)]
+    unshared: bool,
     /// A white flash (one frame) and a 100 ms beep together every this many seconds, on a black
     /// picture and silence (with --audio): for checking that sound and picture stay in sync.
     #[arg(long)]
@@ -371,7 +376,7 @@ fn run(a: &Args) -> Result<(), String> {
     server.set_service(&a.port.to_string());
     let factory = rtsp::RTSPMediaFactory::new();
     factory.set_launch(&launch_line(a)?);
-    factory.set_shared(true);
+    factory.set_shared(!a.unshared);
     // Capsfilters of the running media, for --switch-size.
     let sizes: std::sync::Arc<std::sync::Mutex<Vec<gst::glib::WeakRef<gst::Element>>>> =
         Default::default();

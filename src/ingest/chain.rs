@@ -174,6 +174,25 @@ impl ChainBuilder {
         Ok(())
     }
 
+    /// The elements `input` needs that are not installed (empty: it can be recorded). AAC needs
+    /// only `queue`; G.711 its decoder, `audioconvert`, the AAC encoder and `aacparse`.
+    pub fn missing_audio_elements(&self, input: AudioInput) -> Vec<String> {
+        let e = &self.elements;
+        let mut need = vec!["queue"];
+        match input {
+            AudioInput::Aac => {}
+            AudioInput::Mulaw => need.push(&e.mulaw_decoder),
+            AudioInput::Alaw => need.push(&e.alaw_decoder),
+        }
+        if input != AudioInput::Aac {
+            need.extend(["audioconvert", e.aac_encoder.as_str(), "aacparse"]);
+        }
+        need.into_iter()
+            .filter(|f| gst::ElementFactory::find(f).is_none())
+            .map(str::to_string)
+            .collect()
+    }
+
     /// Adds the audio track after [`Self::attach`]: `head` (caps already pushed, or pushed
     /// before its first buffer) through a `queue` (and for G.711 the decoder, `audioconvert`,
     /// the AAC encoder and `aacparse`) to a new sink pad of the muxer.

@@ -382,6 +382,12 @@ async fn session(
             .map(|(i, s)| (i, s.encoding_name().to_string()));
         match found {
             Some((i, enc)) => match audio_input(&enc) {
+                Some(input) if !chain.missing_audio_elements(input).is_empty() => {
+                    let missing = chain.missing_audio_elements(input).join(", ");
+                    warn!(camera = %pusher.camera, codec = %enc,
+                          "audio {enc} needs GStreamer elements that are not installed ({missing}): recording video only");
+                    None
+                }
                 Some(input) => Some((i, input, enc)),
                 None => {
                     warn!(camera = %pusher.camera, codec = %enc,

@@ -100,6 +100,7 @@ RRECOMMENDS:${PN} = "gstreamer1.0-plugins-base-videoconvertscale \
 
 # Audio (audio = "auto", off by default): queue (coreelements, in gstreamer1.0 itself); for G.711
 # cameras mulawdec/alawdec (mulaw, alaw), audioconvert and aacparse (audioparsers) above, and an
-# AAC encoder: avenc_aac from gstreamer1.0-libav (LICENSE_FLAGS "commercial", like the motion
-# decoder) or a board's own, named by [pipeline] aac_encoder. AAC cameras need none of these but
-# queue.
+# AAC encoder: voaacenc (the default; gstreamer1.0-plugins-bad with PACKAGECONFIG "voaacenc" and
+# the vo-aacenc recipe of meta-oe, Apache-2.0), avenc_aac from gstreamer1.0-libav (LICENSE_FLAGS
+# "commercial", about 18 times the CPU) or a board's own, named by [pipeline] aac_encoder. AAC
+# cameras need none of these but queue. The image chooses, as for the motion decoder.
