@@ -65,6 +65,26 @@ fn streams(path: &Path) -> Vec<(String, String, u32)> {
         .collect()
 }
 
+/// `ffmpeg -c copy` of every stream of a (closed, VoD) manifest at `url` into `out`; panics if
+/// ffmpeg fails. At most 60 s, and a 10 s read timeout, so a mistake cannot hang the test.
+fn ffmpeg_copy(url: &str, out: &Path) {
+    let st = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-rw_timeout",
+            "10000000",
+            "-i",
+            url,
+        ])
+        .args(["-map", "0", "-t", "60", "-c", "copy", "-y"])
+        .arg(out)
+        .status()
+        .expect("run ffmpeg");
+    assert!(st.success(), "ffmpeg reads {url}");
+}
+
 /// Decoded audio of a file as ffprobe counts it: (packets, seconds from the first to the end
 /// of the last).
 fn audio_packets(path: &Path) -> (usize, f64) {
@@ -227,51 +247,6 @@ fn a_camera_without_audio_records_the_same_files_either_way() {
     assert!(differing <= 24, "{differing} bytes differ");
 }
 
-/// HLS of a camera with audio: ffmpeg reads both tracks through the playlist, with sound along
-/// the whole picture.
-#[test]
-fn hls_carries_video_and_audio() {
-    require("ffmpeg");
-    let cam = TestCam::start(&["--width", "320", "--height", "240", "--audio", "aac"]);
-    let out = tempfile::tempdir().unwrap();
-    let copy = out.path().join("hls.mp4");
-    let (_site, _) = record_with(cam.url(), "hls", "audio = \"auto\"", 0, |site| {
-        std::thread::sleep(Duration::from_secs(5));
-        // A closed range (VoD, `EXT-X-ENDLIST`): ffmpeg reads it to the end and stops.
-        let from = iso_ns(site.segments()[0].start_utc_ns);
-        let to = iso_ns(now_utc_ns() - 1_000_000_000);
-        let url = format!(
-            "http://127.0.0.1:{}/hls/content.ism/manifest(format=m3u8-aapl,startTime={from},endTime={to}).m3u8",
-            site.http_port
-        );
-        let st = Command::new("ffmpeg")
-            .args([
-                "-nostdin",
-                "-v",
-                "error",
-                "-rw_timeout",
-                "10000000",
-                "-i",
-                &url,
-            ])
-            .args(["-t", "30", "-c", "copy", "-y"])
-            .arg(&copy)
-            .status()
-            .unwrap();
-        assert!(st.success(), "ffmpeg reads the playlist");
-    });
-    let s = streams(&copy);
-    assert_eq!(s.len(), 2, "{s:?}");
-    assert_eq!(
-        (s[1].0.as_str(), s[1].1.as_str()),
-        ("audio", "aac"),
-        "{s:?}"
-    );
-    let (n, span) = audio_packets(&copy);
-    assert!(n > 100 && span > 3.0, "{n} audio packets over {span} s");
-    assert!(ffmpeg_errors(&copy).is_empty(), "{}", ffmpeg_errors(&copy));
-}
-
 /// A camera with audio plays with sound everywhere: the HLS multivariant playlist names both
 /// codecs, the MPD has an audio and a video adaptation set whose parts the server cuts out of
 /// the muxed files, ffmpeg reads both tracks from the MPD, hls.js and dash.js in Chromium decode
@@ -332,21 +307,7 @@ fn audio_plays_in_hls_dash_and_export() {
         // ffmpeg through both manifests: both tracks, sound along the picture.
         for (name, url) in [("hls", &hls), ("dash", &dash)] {
             let copy = work.path().join(format!("{name}.mp4"));
-            let st = Command::new("ffmpeg")
-                .args([
-                    "-nostdin",
-                    "-v",
-                    "error",
-                    "-rw_timeout",
-                    "10000000",
-                    "-i",
-                    url,
-                ])
-                .args(["-map", "0", "-t", "30", "-c", "copy", "-y"])
-                .arg(&copy)
-                .status()
-                .unwrap();
-            assert!(st.success(), "ffmpeg reads the {name} manifest");
+            ffmpeg_copy(url, &copy);
             let s = streams(&copy);
             assert_eq!(s.len(), 2, "{name}: {s:?}");
             let (n, span) = audio_packets(&copy);
@@ -478,21 +439,7 @@ fn sound_stays_with_the_picture_across_segments_and_an_outage() {
         "http://127.0.0.1:{}/sync/content.ism/manifest(format=m3u8-aapl,startTime={from},endTime={to}).m3u8",
         site.http_port
     );
-    let st = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-rw_timeout",
-            "10000000",
-            "-i",
-            &url,
-        ])
-        .args(["-map", "0", "-t", "60", "-c", "copy", "-y"])
-        .arg(&copy)
-        .status()
-        .unwrap();
-    assert!(st.success(), "ffmpeg reads the playlist");
+    ffmpeg_copy(&url, &copy);
     let (ok, _) = rec.terminate();
     assert!(ok);
     let segs = site.complete();

@@ -424,7 +424,13 @@ fn run(a: &Args) -> Result<(), String> {
             pay.add_probe(
                 gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
                 move |_, _| {
-                    flowing.store(true, Ordering::SeqCst);
+                    // The first packet out of the payloader has not yet reached the stream's
+                    // sinks, where the rates the assertion asks for are kept: let it get there.
+                    let flowing = flowing.clone();
+                    std::thread::spawn(move || {
+                        std::thread::sleep(std::time::Duration::from_millis(500));
+                        flowing.store(true, Ordering::SeqCst);
+                    });
                     gst::PadProbeReturn::Remove
                 },
             );

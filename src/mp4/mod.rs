@@ -190,6 +190,27 @@ pub fn trex_default_duration(init: &[u8]) -> u32 {
         .unwrap_or(0)
 }
 
+/// The layout of a `trun` body's sample entries (ISO/IEC 14496-12 section 8.8.8) for its
+/// `flags`: where the first entry starts (bytes from the body's start: version and flags,
+/// sample_count, then data_offset and first_sample_flags when present) and the bytes of each
+/// entry (4 per field present: duration 0x100, size 0x200, flags 0x400, composition offset
+/// 0x800).
+pub fn trun_entries(flags: u32) -> (usize, usize) {
+    let mut at = 8;
+    if flags & 0x1 != 0 {
+        at += 4;
+    }
+    if flags & 0x4 != 0 {
+        at += 4;
+    }
+    let per = [0x100, 0x200, 0x400, 0x800]
+        .iter()
+        .filter(|f| flags & **f != 0)
+        .count()
+        * 4;
+    (at, per)
+}
+
 /// Sum of sample durations of the first `traf` of a `moof` body, in track timescale units.
 fn moof_duration(moof: &[u8], trex_default: u32) -> u64 {
     let Some(traf) = find(moof, &[b"traf"]) else {
@@ -215,18 +236,7 @@ fn moof_duration(moof: &[u8], trex_default: u32) -> u64 {
             b"trun" => {
                 let flags = be32(body, 0).unwrap_or(0) & 0xff_ffff;
                 let count = be32(body, 4).unwrap_or(0) as usize;
-                let mut at = 8;
-                if flags & 0x1 != 0 {
-                    at += 4;
-                }
-                if flags & 0x4 != 0 {
-                    at += 4;
-                }
-                let per = [0x100, 0x200, 0x400, 0x800]
-                    .iter()
-                    .filter(|f| flags & **f != 0)
-                    .count()
-                    * 4;
+                let (at, per) = trun_entries(flags);
                 for i in 0..count {
                     let d = if flags & 0x100 != 0 {
                         be32(body, at + i * per).unwrap_or(0)

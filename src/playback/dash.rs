@@ -230,44 +230,17 @@ pub fn render(
             let _ = write!(out, " duration=\"{}\"", iso_duration(dur));
         }
         out.push_str(">\n");
-        match info.as_ref().and_then(|i| i.audio_codecs.as_deref()) {
-            None => {
-                adaptation_set(
-                    &mut out,
-                    p,
-                    urls,
-                    info.as_ref(),
-                    &codecs,
-                    bandwidth,
-                    ts,
-                    pto,
-                    None,
-                );
-            }
-            Some(audio) => {
-                adaptation_set(
-                    &mut out,
-                    p,
-                    urls,
-                    info.as_ref(),
-                    &codecs,
-                    bandwidth,
-                    ts,
-                    pto,
-                    Some(Track::Video),
-                );
-                adaptation_set(
-                    &mut out,
-                    p,
-                    urls,
-                    info.as_ref(),
-                    audio,
-                    AUDIO_BANDWIDTH,
-                    ts,
-                    pto,
-                    Some(Track::Audio),
-                );
-            }
+        // Without audio, the video set as it always was; with audio, one set per track.
+        let sets: Vec<(&str, u64, Option<Track>)> =
+            match info.as_ref().and_then(|i| i.audio_codecs.as_deref()) {
+                None => vec![(&codecs, bandwidth, None)],
+                Some(audio) => vec![
+                    (&codecs, bandwidth, Some(Track::Video)),
+                    (audio, AUDIO_BANDWIDTH, Some(Track::Audio)),
+                ],
+            };
+        for (c, bw, track) in sets {
+            adaptation_set(&mut out, p, urls, info.as_ref(), c, bw, ts, pto, track);
         }
         out.push_str("  </Period>\n");
         vod_start += dur;

@@ -156,15 +156,7 @@ fn traf_data(traf_whole: &[u8], default_size: u32) -> Result<(u32, TrafData), Sp
         return Err(SplitError::Unsupported("trun without data_offset"));
     }
     let offset = be32(&trun, 8).ok_or(SplitError::Malformed("trun"))? as i32;
-    let mut at = 12;
-    if flags & 0x4 != 0 {
-        at += 4;
-    }
-    let per = [0x100, 0x200, 0x400, 0x800]
-        .iter()
-        .filter(|f| flags & **f != 0)
-        .count()
-        * 4;
+    let (at, per) = crate::mp4::trun_entries(flags);
     let size_at = if flags & 0x100 != 0 { 4 } else { 0 };
     let mut len = 0usize;
     for i in 0..count {
