@@ -61,7 +61,9 @@ fn the_page_lists_cameras_shows_the_gap_plays_after_it_and_exports() {
         browser.join("node_modules/playwright-core").exists(),
         "tests/browser/node_modules is missing: run `npm ci --prefix tests/browser` (make deps does)"
     );
-    let mut cam = TestCam::start(&["--gop", "25"]);
+    // Two recorder cameras on this test camera: one encoder per client, since gst-rtsp-server
+    // 1.22's shared media can abort when the second PLAY comes as the first one's media starts.
+    let mut cam = TestCam::start(&["--gop", "25", "--unshared"]);
     let site = Site::new(
         "max_size_mib = 512\nmin_free_mib = 0\nsegment_length = \"PT30S\"",
         &[

@@ -64,7 +64,9 @@ struct Args {
     audio: String,
     /// One media pipeline (one encoder) per client instead of one shared by all. gst-rtsp-server
     /// 1.22's shared media has answered DESCRIBE with 503 for good once several clients of a
-    /// G.711 stream connected at the same instant; the benchmark's G.711 cameras use this.
+    /// G.711 stream connected at the same instant, and has aborted in `gst_rtsp_media_get_rates`
+    /// when a second PLAY came just as the first client's media started; the benchmark's G.711
+    /// cameras and the tests that put two recorder cameras on one test camera use this.
     #[arg(long)]
     unshared: bool,
     /// A white flash (one frame) and a 100 ms beep together every this many seconds, on a black
@@ -424,13 +426,7 @@ fn run(a: &Args) -> Result<(), String> {
             pay.add_probe(
                 gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
                 move |_, _| {
-                    // The first packet out of the payloader has not yet reached the stream's
-                    // sinks, where the rates the assertion asks for are kept: let it get there.
-                    let flowing = flowing.clone();
-                    std::thread::spawn(move || {
-                        std::thread::sleep(std::time::Duration::from_millis(500));
-                        flowing.store(true, Ordering::SeqCst);
-                    });
+                    flowing.store(true, Ordering::SeqCst);
                     gst::PadProbeReturn::Remove
                 },
             );

@@ -13,6 +13,11 @@
 //! back on record within 5 s of its return), and a camera that stays away is asked every 30 s
 //! after about 3 minutes. Storage and index work do not belong here.
 //!
+//! With `audio = "auto"` the retina source also pushes the camera's first audio stream into a
+//! second muxer pad (`[queue → G.711 decoder → audioconvert → AAC encoder → aacparse]`, see
+//! [`chain::ChainBuilder::attach_audio`]); a quiet microphone is ended with GAP events so the
+//! video is never held back.
+//!
 //! - [`supervisor`]: the camera loop (build, watch, tear down, back off, rebuild);
 //! - [`retina`]: the retina source (`source = "retina"`) and the one RTSP runtime thread;
 //! - [`rtspsrc`]: the `rtspsrc` source as every connection to a camera sets it up (also

@@ -4,8 +4,10 @@
 //! `styp`/`prft`/`sidx` prefix, one `moof` and one `mdat`. [`scan`] walks the top-level boxes and
 //! reports the init segment size, the track timescale and codec, and every *complete* fragment
 //! (offset, size, duration); a torn tail (a box cut short by a crash) ends the scan and is reported
-//! as the valid length, so that recovery can truncate to it. Writing MP4 is the muxer's job, not
-//! this module's.
+//! as the valid length, so that recovery can truncate to it. The scan's timescale, codec and
+//! durations are the first track's (the video: the muxer orders video before audio); the audio
+//! track's codec is reported beside it, and [`tracks`] describes every track of an init segment.
+//! Writing MP4 is the muxer's job, not this module's.
 
 use std::io::{Read, Seek, SeekFrom};
 
