@@ -382,13 +382,17 @@ async fn session(
             .map(|(i, s)| (i, s.encoding_name().to_string()));
         match found {
             Some((i, enc)) => match audio_input(&enc) {
-                Some(input) if !chain.missing_audio_elements(input).is_empty() => {
-                    let missing = chain.missing_audio_elements(input).join(", ");
-                    warn!(camera = %pusher.camera, codec = %enc,
-                          "audio {enc} needs GStreamer elements that are not installed ({missing}): recording video only");
-                    None
+                Some(input) => {
+                    let missing = chain.missing_audio_elements(input);
+                    if missing.is_empty() {
+                        Some((i, input, enc))
+                    } else {
+                        warn!(camera = %pusher.camera, codec = %enc,
+                              "audio {enc} needs GStreamer elements that are not installed ({}): recording video only",
+                              missing.join(", "));
+                        None
+                    }
                 }
-                Some(input) => Some((i, input, enc)),
                 None => {
                     warn!(camera = %pusher.camera, codec = %enc,
                           "audio codec {enc} is not recorded (AAC and G.711 are): recording video only");

@@ -96,8 +96,9 @@ pub(super) struct SinkState {
     pending: Vec<Held>,
     pending_since: Option<Instant>,
     rtcp_missing: bool,
-    /// The video track's timescale and `trex` default sample duration, from the init segment:
-    /// a fragment with audio takes its duration from the video's samples.
+    /// The video track's timescale and `trex` default sample duration, from the init segment,
+    /// when it also has audio (a fragment then takes its duration from the video's samples);
+    /// (0, 0) for video only.
     video_clock: (u32, u32),
 }
 
@@ -151,10 +152,14 @@ impl SinkState {
                 .map_readable()
                 .map_err(|_| gst::FlowError::Error)?
                 .to_vec();
-            self.video_clock = (
-                crate::mp4::TrackScales::of_init(&data).first,
-                crate::mp4::trex_default_duration(&data),
-            );
+            // Only a file with more than one track needs the video's own duration: a video-only
+            // fragment keeps the muxer's buffer duration and no `moof` is parsed per fragment.
+            let scales = crate::mp4::TrackScales::of_init(&data);
+            self.video_clock = if scales.others.is_empty() {
+                (0, 0)
+            } else {
+                (scales.first, crate::mp4::trex_default_duration(&data))
+            };
             self.writer.send(WriterMsg::Init {
                 camera: self.camera.clone(),
                 data,

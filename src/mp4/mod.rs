@@ -12,7 +12,7 @@
 use std::io::{Read, Seek, SeekFrom};
 
 pub mod tracks;
-pub use tracks::{moov_tracks, tracks, Track, TrackKind, TrackScales};
+pub use tracks::{audio_codecs, moov_tracks, tracks, Track, TrackKind, TrackScales};
 
 /// One complete fragment inside a segment file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,10 +307,7 @@ pub fn init_info(init: &[u8]) -> Option<InitInfo> {
     } else {
         return None;
     };
-    let audio_codecs = tracks(init)
-        .into_iter()
-        .find(|t| t.kind == TrackKind::Audio)
-        .map(|t| t.codecs.unwrap_or(t.sample_entry));
+    let audio_codecs = audio_codecs(tracks(init));
     Some(InitInfo {
         codecs,
         width,
@@ -386,10 +383,7 @@ pub fn scan<R: Read + Seek>(r: &mut R) -> Result<SegmentScan, ScanError> {
                     parse_moov(&body).ok_or(ScanError::NoInit("moov has no track"))?;
                 out.timescale = ts;
                 out.codec = codec;
-                out.audio_codec = moov_tracks(&body)
-                    .into_iter()
-                    .find(|t| t.kind == TrackKind::Audio)
-                    .map(|t| t.codecs.unwrap_or(t.sample_entry));
+                out.audio_codec = audio_codecs(moov_tracks(&body));
                 if let Some(trex) = find(&body, &[b"mvex", b"trex"]) {
                     trex_default = be32(trex, 12).unwrap_or(0);
                 }

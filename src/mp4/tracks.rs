@@ -49,6 +49,16 @@ pub fn tracks(init: &[u8]) -> Vec<Track> {
     moov_tracks(moov)
 }
 
+/// What the index and manifests call the audio of `tracks`: the RFC 6381 `codecs` of the first
+/// audio track (`mp4a.40.2`), or its sample entry four-cc where no `codecs` can be made; `None`
+/// without an audio track.
+pub fn audio_codecs(tracks: Vec<Track>) -> Option<String> {
+    tracks
+        .into_iter()
+        .find(|t| t.kind == TrackKind::Audio)
+        .map(|t| t.codecs.unwrap_or(t.sample_entry))
+}
+
 /// The tracks of a `moov` body, in order.
 pub fn moov_tracks(moov: &[u8]) -> Vec<Track> {
     child_boxes(moov)

@@ -604,13 +604,8 @@ impl Writer {
             .expect("create needs an init segment")
             .clone();
         let run_id = cam.run_id.expect("create needs a run");
-        let (codec, timescale) = codec_of(&init);
-        let tracks = crate::mp4::tracks(&init);
-        let scales = crate::mp4::TrackScales::of_tracks(&tracks);
-        let audio_codec = tracks
-            .iter()
-            .find(|t| t.kind == crate::mp4::TrackKind::Audio)
-            .map(|t| t.codecs.clone().unwrap_or_else(|| t.sample_entry.clone()));
+        let (codec, timescale, audio_codec) = codec_of(&init);
+        let scales = crate::mp4::TrackScales::of_init(&init);
         let mut lead = 0;
         if scales.others.is_empty() {
             relative_time(f, f.decode_time, &scales);
@@ -740,12 +735,12 @@ fn entry(f: &Fragment) -> FragmentEntry {
     }
 }
 
-/// The sample entry four-cc (`avc1`, `hvc1`, ...; `unknown` if unreadable) and the media
-/// timescale (0 if unknown) of an init segment.
-fn codec_of(init: &[u8]) -> (String, u32) {
+/// The video sample entry four-cc (`avc1`, `hvc1`, ...; `unknown` if unreadable), the media
+/// timescale (0 if unknown) and the audio codec (`mp4a.40.2`, if any) of an init segment.
+fn codec_of(init: &[u8]) -> (String, u32, Option<String>) {
     crate::mp4::scan(&mut io::Cursor::new(init))
-        .map(|s| (s.codec, s.timescale))
-        .unwrap_or_else(|_| ("unknown".into(), 0))
+        .map(|s| (s.codec, s.timescale, s.audio_codec))
+        .unwrap_or_else(|_| ("unknown".into(), 0, None))
 }
 
 #[cfg(test)]
