@@ -29,7 +29,9 @@ maximum_activation_time = "PT1M30S"
 listen = "127.0.0.1:${DEMO_HTTP_PORT:-8080}"
 EOC
 "$bin/edgerec" check-config --config demo-data/edgerec.toml
-"$bin/edgerec-testcam" --port "$port" --width 1280 --height 720 --bitrate 2000 > demo-data/testcam.log 2>&1 &
+# Two recorder cameras on one test camera: one encoder per client (--unshared), since
+# gst-rtsp-server 1.22's shared media can abort when both connect at the same instant.
+"$bin/edgerec-testcam" --port "$port" --width 1280 --height 720 --bitrate 2000 --unshared > demo-data/testcam.log 2>&1 &
 cam=$!
 trap 'kill $cam 2>/dev/null || true' EXIT
 for _ in $(seq 50); do grep -q READY demo-data/testcam.log && break; sleep 0.1; done
