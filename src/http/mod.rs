@@ -258,9 +258,38 @@ fn content_blocking(
         .cameras
         .iter()
         .any(|c| c.id == camera && c.mode == crate::config::Mode::Evr);
+    let root = st.storage_root.clone();
+    render_content(
+        &*st.catalog,
+        camera,
+        name,
+        q,
+        token,
+        clips_only,
+        &|s| read_init(&root, s),
+    )
+}
+
+/// Answers `/{camera}/content.ism/{name}` (availableMedia or a manifest) from `cat`: the one
+/// implementation of the playback rules, which the gateway (`edgerec run`) and the cloud side
+/// (`edgerec serve`) both call. `name` is the last path segment, `q` the query, `token` the
+/// access token to carry into media URLs, `clips_only` an EVR camera, `init_of` reads a
+/// segment's init segment (`None`: unreadable). The camera id must be checked already.
+///
+/// Errors: the seed 004 rule that the request breaks (400), no media (404), an unreadable store
+/// (500).
+pub fn render_content(
+    cat: &dyn crate::playback::catalog::Recordings,
+    camera: &str,
+    name: &str,
+    q: &HashMap<String, String>,
+    token: Option<String>,
+    clips_only: bool,
+    init_of: &dyn Fn(&crate::index::SegmentRow) -> Option<crate::mp4::InitInfo>,
+) -> Result<Response, ApiError> {
     if name == "availableMedia" {
         let ranges = available_media(
-            &st.catalog,
+            cat,
             camera,
             q.get("precision").map(String::as_str),
             q.get("startTime").map(String::as_str),
@@ -276,7 +305,7 @@ fn content_blocking(
             "use availableMedia, manifest(format=m3u8-aapl...).m3u8 or manifest(format=mpd-time-cmaf...).mpd",
         ));
     };
-    let sel = select(&st.catalog, camera, &req, clips_only)?;
+    let sel = select(cat, camera, &req, clips_only)?;
     let urls = MediaUrls { token };
     let with_audio = sel
         .periods
@@ -289,7 +318,7 @@ fn content_blocking(
             let inits: Vec<_> = sel
                 .periods
                 .iter()
-                .filter_map(|p| read_init(&st.storage_root, &p.segments[0]))
+                .filter_map(|p| init_of(&p.segments[0]))
                 .collect();
             // "./": the name holds colons (times), so without it a client could take its start
             // for a URI scheme (RFC 3986 section 4.2).
@@ -304,11 +333,7 @@ fn content_blocking(
         }
         Format::Hls => (hls::render(&sel, &urls), "application/vnd.apple.mpegurl"),
         Format::Dash => {
-            let inits: Vec<_> = sel
-                .periods
-                .iter()
-                .map(|p| read_init(&st.storage_root, &p.segments[0]))
-                .collect();
+            let inits: Vec<_> = sel.periods.iter().map(|p| init_of(&p.segments[0])).collect();
             (
                 dash::render(&sel, &urls, &inits, now_utc_ns()),
                 "application/dash+xml",

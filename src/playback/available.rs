@@ -14,7 +14,7 @@
 //! precision gives continuous spans clipped to the query (exactly `[startTime, endTime]` when there
 //! is no gap). No media: an empty list, never an error.
 
-use super::catalog::Catalog;
+use super::catalog::{Catalog, Recordings};
 use super::time::{format_full, parse_datetime, Unit, NS_PER_S};
 use super::timeline::spans;
 use super::ApiError;
@@ -39,7 +39,7 @@ pub struct TimeRange {
 /// `start` and `end` are the raw query values. `clips_only`: an EVR camera, whose media is
 /// what its clips keep ([`super::kept`]).
 pub fn available_media(
-    cat: &Catalog,
+    cat: &dyn Recordings,
     camera: &str,
     precision: Option<&str>,
     start: Option<&str>,
@@ -85,7 +85,7 @@ fn bad_format(name: &str, msg: String) -> ApiError {
 }
 
 fn units(
-    cat: &Catalog,
+    cat: &dyn Recordings,
     camera: &str,
     unit: Unit,
     start: Option<&str>,
@@ -155,12 +155,7 @@ fn units(
             }
         }
     } else if lo <= hi {
-        let avail = match units_from_gaps(cat, camera, unit, lo, hi)? {
-            Some(a) => a,
-            None => (lo..=hi)
-                .map(|i| cat.has_media(camera, unit.start_ns(i), unit.start_ns(i + 1)))
-                .collect::<Result<Vec<bool>, _>>()?,
-        };
+        let avail = cat.units_with_media(camera, unit, lo, hi)?;
         for (i, _) in (lo..=hi).zip(avail).filter(|(_, a)| *a) {
             match out.last_mut() {
                 Some(r) if r.1 + 1 == i => r.1 = i,
@@ -184,7 +179,7 @@ fn units(
 /// before it) is looked up only when at least one whole unit fits between the discontinuity and
 /// the previous one. Returns `None` when the range holds more discontinuities than twice its
 /// units (a flapping camera): the caller then asks unit by unit, which is bounded.
-fn units_from_gaps(
+pub(crate) fn units_from_gaps(
     cat: &Catalog,
     camera: &str,
     unit: Unit,
@@ -226,7 +221,7 @@ fn units_from_gaps(
 }
 
 fn full(
-    cat: &Catalog,
+    cat: &dyn Recordings,
     camera: &str,
     start: Option<&str>,
     end: Option<&str>,

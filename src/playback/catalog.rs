@@ -9,8 +9,83 @@
 use std::path::Path;
 use std::sync::Mutex;
 
-use crate::index::{Index, IndexError, SegmentRow, SegmentState};
+use super::time::{Unit, UnitIndex};
+use super::ApiError;
+use crate::index::{ClipRow, Index, IndexError, SegmentRow, SegmentState};
 use crate::store::live::LiveSegments;
+
+/// What the playback rules ([`super::available`], [`super::filter`], [`super::kept`]) read of
+/// one store of recordings: the gateway's index and open segments ([`Catalog`]), or the object
+/// store the gateways upload to (`crate::cloud`, cargo feature `cloud`). The rules, their limits
+/// and their messages are written once, over this trait; only where the rows come from differs.
+///
+/// Rows are one camera's, sorted by start; times are UTC ns since 1970. Errors are API errors
+/// (500 for a store that cannot be read).
+pub trait Recordings {
+    /// The camera's segment being written now, if it is recording (makes manifests live).
+    fn open_segment(&self, camera: &str) -> Option<SegmentRow>;
+    /// First media start and last media end of `camera`; `None`: no media.
+    fn bounds(&self, camera: &str) -> Result<Option<(i64, i64)>, ApiError>;
+    /// Segments overlapping `[from, to)`, with fragment lists, `disc_start` and sequence numbers.
+    fn segments(&self, camera: &str, from: i64, to: i64) -> Result<Vec<SegmentRow>, ApiError>;
+    /// At least the segments that bound the continuous spans in `[from, to)` (input for
+    /// [`super::timeline::spans`]); fragment lists may be left out.
+    fn span_bounds(&self, camera: &str, from: i64, to: i64)
+        -> Result<Vec<SegmentRow>, ApiError>;
+    /// Whether any media overlaps `[from, to)`.
+    fn has_media(&self, camera: &str, from: i64, to: i64) -> Result<bool, ApiError>;
+    /// For each calendar unit `lo..=hi` (all within the camera's media bounds), whether media lies
+    /// in it: availableMedia at year, month and day precision.
+    fn units_with_media(
+        &self,
+        camera: &str,
+        unit: Unit,
+        lo: UnitIndex,
+        hi: UnitIndex,
+    ) -> Result<Vec<bool>, ApiError>;
+    /// Clips whose window overlaps `[from, to]`, by start (EVR cameras).
+    fn clips(&self, camera: &str, from: i64, to: i64) -> Result<Vec<ClipRow>, ApiError>;
+}
+
+impl Recordings for Catalog {
+    fn open_segment(&self, camera: &str) -> Option<SegmentRow> {
+        Catalog::open_segment(self, camera)
+    }
+    fn bounds(&self, camera: &str) -> Result<Option<(i64, i64)>, ApiError> {
+        Ok(Catalog::bounds(self, camera)?)
+    }
+    fn segments(&self, camera: &str, from: i64, to: i64) -> Result<Vec<SegmentRow>, ApiError> {
+        Ok(Catalog::segments(self, camera, from, to)?)
+    }
+    fn span_bounds(
+        &self,
+        camera: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<SegmentRow>, ApiError> {
+        Ok(Catalog::span_bounds(self, camera, from, to)?)
+    }
+    fn has_media(&self, camera: &str, from: i64, to: i64) -> Result<bool, ApiError> {
+        Ok(Catalog::has_media(self, camera, from, to)?)
+    }
+    fn units_with_media(
+        &self,
+        camera: &str,
+        unit: Unit,
+        lo: UnitIndex,
+        hi: UnitIndex,
+    ) -> Result<Vec<bool>, ApiError> {
+        match super::available::units_from_gaps(self, camera, unit, lo, hi)? {
+            Some(a) => Ok(a),
+            None => (lo..=hi)
+                .map(|i| Recordings::has_media(self, camera, unit.start_ns(i), unit.start_ns(i + 1)))
+                .collect(),
+        }
+    }
+    fn clips(&self, camera: &str, from: i64, to: i64) -> Result<Vec<ClipRow>, ApiError> {
+        Ok(Catalog::clips(self, camera, from, to)?)
+    }
+}
 
 /// Playback's view of the recordings.
 pub struct Catalog {

@@ -14,7 +14,7 @@
 //! A start or end inside a gap moves to the nearest media in range (fragments are selected by
 //! overlap); a range wholly inside a gap is 404 with a JSON message.
 
-use super::catalog::Catalog;
+use super::catalog::Recordings;
 use super::time::{format_full, parse_datetime, NS_PER_S};
 use super::timeline::{periods, Period};
 use super::ApiError;
@@ -119,7 +119,7 @@ pub struct Selection {
 /// camera, whose VoD manifests hold only what its clips keep ([`super::kept`]; a live manifest
 /// still reaches the live edge).
 pub fn select(
-    cat: &Catalog,
+    cat: &dyn Recordings,
     camera: &str,
     req: &ManifestRequest,
     clips_only: bool,

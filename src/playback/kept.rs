@@ -4,7 +4,7 @@
 //! operator's live view shows the live edge whatever the gate says). CVR cameras do not come
 //! here.
 
-use super::catalog::Catalog;
+use super::catalog::Recordings;
 use super::ApiError;
 use crate::evr::clip::{covered, extent};
 use crate::index::{ClipRow, SegmentRow};
@@ -29,7 +29,7 @@ pub fn windows(segs: &[SegmentRow], clips: &[ClipRow]) -> Vec<(i64, i64)> {
 
 /// The kept windows of `camera` that overlap `[from, to)`, read from the catalog.
 pub fn windows_between(
-    cat: &Catalog,
+    cat: &dyn Recordings,
     camera: &str,
     from: i64,
     to: i64,
