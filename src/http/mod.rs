@@ -259,15 +259,9 @@ fn content_blocking(
         .iter()
         .any(|c| c.id == camera && c.mode == crate::config::Mode::Evr);
     let root = st.storage_root.clone();
-    render_content(
-        &*st.catalog,
-        camera,
-        name,
-        q,
-        token,
-        clips_only,
-        &|s| read_init(&root, s),
-    )
+    render_content(&*st.catalog, camera, name, q, token, clips_only, &|s| {
+        read_init(&root, s)
+    })
 }
 
 /// Answers `/{camera}/content.ism/{name}` (availableMedia or a manifest) from `cat`: the one
@@ -333,7 +327,11 @@ pub fn render_content(
         }
         Format::Hls => (hls::render(&sel, &urls), "application/vnd.apple.mpegurl"),
         Format::Dash => {
-            let inits: Vec<_> = sel.periods.iter().map(|p| init_of(&p.segments[0])).collect();
+            let inits: Vec<_> = sel
+                .periods
+                .iter()
+                .map(|p| init_of(&p.segments[0]))
+                .collect();
             (
                 dash::render(&sel, &urls, &inits, now_utc_ns()),
                 "application/dash+xml",

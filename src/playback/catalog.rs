@@ -30,8 +30,7 @@ pub trait Recordings {
     fn segments(&self, camera: &str, from: i64, to: i64) -> Result<Vec<SegmentRow>, ApiError>;
     /// At least the segments that bound the continuous spans in `[from, to)` (input for
     /// [`super::timeline::spans`]); fragment lists may be left out.
-    fn span_bounds(&self, camera: &str, from: i64, to: i64)
-        -> Result<Vec<SegmentRow>, ApiError>;
+    fn span_bounds(&self, camera: &str, from: i64, to: i64) -> Result<Vec<SegmentRow>, ApiError>;
     /// Whether any media overlaps `[from, to)`.
     fn has_media(&self, camera: &str, from: i64, to: i64) -> Result<bool, ApiError>;
     /// For each calendar unit `lo..=hi` (all within the camera's media bounds), whether media lies
@@ -57,12 +56,7 @@ impl Recordings for Catalog {
     fn segments(&self, camera: &str, from: i64, to: i64) -> Result<Vec<SegmentRow>, ApiError> {
         Ok(Catalog::segments(self, camera, from, to)?)
     }
-    fn span_bounds(
-        &self,
-        camera: &str,
-        from: i64,
-        to: i64,
-    ) -> Result<Vec<SegmentRow>, ApiError> {
+    fn span_bounds(&self, camera: &str, from: i64, to: i64) -> Result<Vec<SegmentRow>, ApiError> {
         Ok(Catalog::span_bounds(self, camera, from, to)?)
     }
     fn has_media(&self, camera: &str, from: i64, to: i64) -> Result<bool, ApiError> {
@@ -78,7 +72,9 @@ impl Recordings for Catalog {
         match super::available::units_from_gaps(self, camera, unit, lo, hi)? {
             Some(a) => Ok(a),
             None => (lo..=hi)
-                .map(|i| Recordings::has_media(self, camera, unit.start_ns(i), unit.start_ns(i + 1)))
+                .map(|i| {
+                    Recordings::has_media(self, camera, unit.start_ns(i), unit.start_ns(i + 1))
+                })
                 .collect(),
         }
     }

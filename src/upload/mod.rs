@@ -12,11 +12,14 @@
 //! Store details are in `target.rs`.
 //!
 //! Files: `status.rs` (what operators see; in every build), `worker.rs` (the upload loop),
-//! `target.rs` (stores and keys), `clips.rs` (EVR clip pieces). Without the `upload` cargo feature
+//! `target.rs` (stores and keys), `clips.rs` (EVR clip pieces), `hour_index.rs` (the index
+//! objects the cloud side reads, docs/cloud.md). Without the `upload` cargo feature
 //! only the status types are built and `[upload]` in the config is refused.
 
 #[cfg(feature = "upload")]
 pub mod clips;
+#[cfg(feature = "upload")]
+pub mod hour_index;
 mod status;
 #[cfg(feature = "upload")]
 pub mod target;

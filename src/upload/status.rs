@@ -37,6 +37,8 @@ pub struct UploadStatus {
     pub uploaded_bytes: u64,
     /// Failed attempts since start.
     pub failures: u64,
+    /// Index objects written since start (docs/cloud.md): at most one per ten segments.
+    pub index_objects: u64,
 }
 
 impl Default for UploadStatus {
@@ -51,6 +53,7 @@ impl Default for UploadStatus {
             uploaded_segments: 0,
             uploaded_bytes: 0,
             failures: 0,
+            index_objects: 0,
         }
     }
 }

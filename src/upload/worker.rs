@@ -9,9 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use object_store::{Attribute, Attributes, ObjectStore, PutOptions, PutPayload, WriteMultipart};
+use object_store::{
+    Attribute, Attributes, ObjectStore, ObjectStoreExt, PutOptions, PutPayload, WriteMultipart,
+};
 use tracing::{error, info, warn};
 
+use super::hour_index::{self, Batcher, HourIndex, IndexEntry};
 use super::{clips, target, Uplink, UploadShared};
 use crate::backoff::Backoff;
 use crate::clock::now_utc_ns;
@@ -58,6 +61,7 @@ pub fn spawn(
                 shared: s,
                 recent: VecDeque::new(),
                 evr_horizons,
+                batcher: Batcher::default(),
             };
             rt.block_on(u.run(&stop));
         })?;
@@ -76,6 +80,8 @@ struct Uploader {
     recent: VecDeque<i64>,
     /// EVR cameras and their pre-roll horizons, ns.
     evr_horizons: HashMap<String, i64>,
+    /// Uploaded segments waiting for their hour index object ([`hour_index`]).
+    batcher: Batcher,
 }
 
 /// Why an upload failed.
@@ -123,6 +129,13 @@ impl Uploader {
                 let result = match self.evr_horizons.get(&seg.camera).copied() {
                     None => self.upload(&seg, stop).await,
                     Some(h) => self.upload_pieces(&seg, h, stop).await,
+                };
+                let result = match result {
+                    Ok(Some(n)) if !self.evr_horizons.contains_key(&seg.camera) => {
+                        self.batcher.add(&seg.camera, IndexEntry::of(&seg));
+                        self.write_index(&seg.camera).await.map(|()| Some(n))
+                    }
+                    r => r,
                 };
                 match result {
                     Ok(None) => {} // gone from the card since it was listed
@@ -260,6 +273,81 @@ impl Uploader {
             n += 1;
         }
         Ok(n)
+    }
+
+    /// Writes `camera`'s hour index objects when its batch is due ([`Batcher::due`]). An object
+    /// this process did not write since it started is read first and merged into. On failure
+    /// the entries stay pending (the segment itself is uploaded: the next pass goes on).
+    async fn write_index(&mut self, camera: &str) -> Result<(), Failure> {
+        if !self.batcher.due(camera) {
+            return Ok(());
+        }
+        let writes = self.batcher.take(camera);
+        let mut left: Vec<IndexEntry> = Vec::new();
+        let mut failure = None;
+        for w in writes {
+            if failure.is_some() {
+                left.extend(w.new);
+                continue;
+            }
+            let key = hour_index::index_key(&self.cfg.prefix, camera, w.hour);
+            let base = match w.base {
+                Some(b) => Ok(b),
+                None => self.read_index(&key).await,
+            };
+            let result = match base {
+                Ok(base) => {
+                    let doc = HourIndex {
+                        version: hour_index::VERSION,
+                        camera: camera.to_owned(),
+                        hour: hour_index::hour_label(w.hour),
+                        segments: HourIndex::merged(base, &w.new),
+                    };
+                    let body = serde_json::to_vec(&doc).expect("serializable");
+                    self.put(&key, body, "application/json", camera)
+                        .await
+                        .map(|()| doc.segments)
+                }
+                Err(f) => Err(f),
+            };
+            match result {
+                Ok(entries) => {
+                    self.batcher.written(camera, w.hour, entries);
+                    self.shared.update(|s| s.index_objects += 1);
+                }
+                Err(f) => {
+                    left.extend(w.new);
+                    failure = Some(f);
+                }
+            }
+        }
+        if !left.is_empty() {
+            self.batcher.put_back(camera, left);
+        }
+        failure.map_or(Ok(()), Err)
+    }
+
+    /// The entries of an index object already in the store (none when there is none; a
+    /// damaged or newer one is logged and rewritten from what this gateway uploads next).
+    async fn read_index(&self, key: &object_store::path::Path) -> Result<Vec<IndexEntry>, Failure> {
+        match self.store.get(key).await {
+            Ok(r) => {
+                let bytes = r
+                    .bytes()
+                    .await
+                    .map_err(|e| Failure::Retry(format!("{key}: {e}")))?;
+                match HourIndex::parse(&bytes) {
+                    Ok(h) => Ok(h.segments),
+                    Err(e) => {
+                        warn!(%key, "index object unreadable, rewriting it: {e}");
+                        Ok(Vec::new())
+                    }
+                }
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
+            Err(e) if target::retryable(&e) => Err(Failure::Retry(format!("{key}: {e}"))),
+            Err(e) => Err(Failure::Fatal(format!("{key}: {e}"))),
+        }
     }
 
     /// One small object in one request.
