@@ -46,6 +46,8 @@ pub fn long_version() -> &'static str {
 
 pub mod backoff;
 pub mod clock;
+#[cfg(feature = "cloud")]
+pub mod cloud;
 pub mod config;
 pub mod control;
 pub mod duration;

@@ -27,6 +27,14 @@ enum Cmd {
         #[arg(long, default_value = "/etc/edgerec/edgerec.toml")]
         config: PathBuf,
     },
+    /// Serve playback of what a fleet of gateways uploaded, from the object store (the same API
+    /// as a gateway's, under /{device}/{camera}/; docs/cloud.md). Exits 2 on a config error.
+    #[cfg(feature = "cloud")]
+    Serve {
+        /// Configuration file (`[store]`, `[http]`, `[cache]`).
+        #[arg(long, default_value = "/etc/edgerec/cloud.toml")]
+        config: PathBuf,
+    },
     /// Validate a configuration file; exits 2 naming the key and the rule on error.
     CheckConfig {
         /// Configuration file.
@@ -179,6 +187,23 @@ fn main() -> ExitCode {
             Ok(c) => export_cmd(&c, &camera, &start, &end, &output),
             Err(code) => code,
         },
+        #[cfg(feature = "cloud")]
+        Cmd::Serve { config } => {
+            let cfg = match edgerec::config::cloud::CloudConfig::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("edgerec: {}: {e}", config.display());
+                    return ExitCode::from(2);
+                }
+            };
+            match edgerec::cloud::run(cfg) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Run { config } => {
             let cfg = match load(&config) {
                 Ok(c) => c,

@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use crate::duration::parse_iso8601;
 
+#[cfg(feature = "cloud")]
+pub mod cloud;
 pub mod evr;
 pub mod motion;
 pub mod secrets;
@@ -46,7 +48,7 @@ pub enum ConfigError {
     },
 }
 
-fn rule(key: impl Into<String>, rule: impl Into<String>) -> ConfigError {
+pub(crate) fn rule(key: impl Into<String>, rule: impl Into<String>) -> ConfigError {
     ConfigError::Rule {
         key: key.into(),
         rule: rule.into(),
@@ -83,7 +85,7 @@ struct RawConfig {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawUpload {
+pub(crate) struct RawUpload {
     url: String,
     endpoint: Option<String>,
     region: Option<String>,
@@ -142,7 +144,7 @@ pub const DEFAULT_CA_FILE: &str = "/etc/ssl/certs/ca-certificates.crt";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-struct RawHttp {
+pub(crate) struct RawHttp {
     listen: String,
     token_file: Option<PathBuf>,
     max_export: Option<String>,
@@ -432,7 +434,7 @@ impl std::fmt::Debug for UploadConfig {
 }
 
 /// Validates `[upload]`.
-fn upload_config(mut u: RawUpload, read: bool) -> Result<UploadConfig, ConfigError> {
+pub(crate) fn upload_config(mut u: RawUpload, read: bool) -> Result<UploadConfig, ConfigError> {
     u.secret_access_key = secrets::secret(
         "upload.secret_access_key",
         u.secret_access_key.take(),
@@ -883,13 +885,13 @@ pub fn check_segment_length(d: Duration) -> Result<(), String> {
     Ok(())
 }
 
-fn duration_key(key: &str, value: &str) -> Result<Duration, ConfigError> {
+pub(crate) fn duration_key(key: &str, value: &str) -> Result<Duration, ConfigError> {
     parse_iso8601(value).map_err(|e| rule(key, e.to_string()))
 }
 
 /// Validates `[http]`: `listen` is `host:port` with a literal IP (or `off`); a non-loopback
 /// address needs a `token_file`, so that footage is never served to the network unauthenticated.
-fn http_config(h: RawHttp) -> Result<HttpConfig, ConfigError> {
+pub(crate) fn http_config(h: RawHttp) -> Result<HttpConfig, ConfigError> {
     let max_export = match &h.max_export {
         None => DEFAULT_MAX_EXPORT,
         Some(v) => {
@@ -1142,7 +1144,15 @@ impl Config {
             .mqtt
             .map(|m| mqtt_config(m, &device_id, read))
             .transpose()?;
-        let upload = raw.upload.map(|u| upload_config(u, read)).transpose()?;
+        // `{device_id}` in the URL: one config template for a fleet, each gateway under its own
+        // folder (the layout `edgerec serve` reads, docs/cloud.md).
+        let upload = raw
+            .upload
+            .map(|mut u| {
+                u.url = u.url.replace("{device_id}", &device_id);
+                upload_config(u, read)
+            })
+            .transpose()?;
         if mqtt.is_some() && !cfg!(feature = "mqtt") {
             return Err(left_out("mqtt"));
         }

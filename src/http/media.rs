@@ -108,7 +108,7 @@ impl super::ranged::ByteSource for Made {
 /// `?track=video|audio&at=init|<offset>`: one track of a file with audio and video, cut out
 /// of the muxed bytes ([`crate::playback::split`]) for DASH's separate adaptation sets. `at`
 /// is `init` or the byte offset of one of the segment's fragments.
-async fn one_track(
+pub(crate) async fn one_track(
     row: crate::index::SegmentRow,
     view: PlaybackView,
     track: &str,

@@ -174,18 +174,20 @@ fn url_query(q: &str) -> HashMap<String, String> {
 
 /// The token to carry into media URLs of a manifest (when tokens are in force).
 #[derive(Clone)]
-struct CarryToken(Option<String>);
+pub(crate) struct CarryToken(pub(crate) Option<String>);
 
-async fn require_token(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
-    let Some(tokens) = &st.tokens else {
-        req.extensions_mut().insert(CarryToken(None));
-        return next.run(req).await;
+/// The access check of every route but `/healthz` (and the page): `Ok` with the token to carry
+/// into media URLs (`None` when no token is needed), or the 401 to answer. Shared by
+/// `edgerec run` and `edgerec serve`.
+pub(crate) fn token_gate(
+    tokens: Option<&auth::Tokens>,
+    req: &Request,
+) -> Result<Option<String>, Response> {
+    let Some(tokens) = tokens else {
+        return Ok(None);
     };
-    match presented_token(&req) {
-        Some(t) if tokens.accepts(&t) => {
-            req.extensions_mut().insert(CarryToken(Some(t)));
-            next.run(req).await
-        }
+    match presented_token(req) {
+        Some(t) if tokens.accepts(&t) => Ok(Some(t)),
         presented => {
             warn!(path = %req.uri().path(), token_given = presented.is_some(),
                   "HTTP request refused: missing or wrong access token");
@@ -197,8 +199,18 @@ async fn require_token(State(st): State<Shared>, mut req: Request, next: Next) -
             .into_response();
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            r
+            Err(r)
         }
+    }
+}
+
+async fn require_token(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
+    match token_gate(st.tokens.as_ref(), &req) {
+        Ok(t) => {
+            req.extensions_mut().insert(CarryToken(t));
+            next.run(req).await
+        }
+        Err(r) => r,
     }
 }
 

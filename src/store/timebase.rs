@@ -220,7 +220,7 @@ pub fn lead_of_others(header: &[u8], scales: &TrackScales) -> u64 {
 /// A first `tfdt` below this many seconds of ticks marks a file that counts from its own start
 /// (it is 0, or the few ms by which its audio starts before its video); one above counts from
 /// 1970 (written before that rule).
-const RELATIVE_BELOW_S: u64 = 1;
+pub const RELATIVE_BELOW_S: u64 = 1;
 
 /// Ticks of a `timescale` clock in `ns` nanoseconds, rounded to the nearest tick.
 pub fn ns_to_ticks(ns: i64, timescale: u32) -> u64 {
@@ -262,13 +262,26 @@ pub fn base_of_scan(
     ns_to_ticks(start_utc_ns, ts).max(prev_end.unwrap_or(0))
 }
 
+/// Bytes that can be read at any offset from any thread: a segment file on the card, or an
+/// uploaded object read with ranged GETs (the cloud side).
+pub trait ReadAt: Send + Sync + std::fmt::Debug {
+    /// Fills `buf` with the bytes at `offset..offset + buf.len()`. Errors: I/O, or past the end.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()>;
+}
+
+impl ReadAt for File {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+}
+
 /// A segment file as playback serves it: its bytes, with the segment's absolute base added to
 /// every fragment's `tfdt` (each track's in its own timescale) and `prft` (see the module docs).
 /// Holds the file open, so an eviction during a download changes nothing. Cheap to share (`Arc`
 /// it).
 #[derive(Debug)]
 pub struct PlaybackView {
-    file: Arc<File>,
+    file: Arc<dyn ReadAt>,
     len: u64,
     delta: u64,
     scales: TrackScales,
@@ -281,7 +294,11 @@ impl PlaybackView {
     ///
     /// Errors: the file cannot be opened or read (gone: evicted).
     pub fn open(path: &std::path::Path, row: &SegmentRow) -> std::io::Result<PlaybackView> {
-        let file = Arc::new(File::open(path)?);
+        Self::over(Arc::new(File::open(path)?), row)
+    }
+
+    /// [`Self::open`] over bytes from elsewhere (an uploaded object). Errors: a read fails.
+    pub fn over(file: Arc<dyn ReadAt>, row: &SegmentRow) -> std::io::Result<PlaybackView> {
         let mut fragments = Vec::with_capacity(row.fragments.len());
         let mut at = row.init_size_bytes as u64;
         for f in &row.fragments {
