@@ -35,6 +35,18 @@ enum Cmd {
         #[arg(long, default_value = "/etc/edgerec/cloud.toml")]
         config: PathBuf,
     },
+    /// Write the hour index objects that uploaded segments lack (uploads from before 0.6, or
+    /// the last segments of an uploader that stopped), so that `edgerec serve` need not read
+    /// them one by one. Idempotent; prints what it did as JSON. Exits 2 on a config error.
+    #[cfg(feature = "cloud")]
+    CloudIndex {
+        /// Configuration file of `edgerec serve`.
+        #[arg(long, default_value = "/etc/edgerec/cloud.toml")]
+        config: PathBuf,
+        /// Only this device (default: every device in the store).
+        #[arg(long)]
+        device: Option<String>,
+    },
     /// Validate a configuration file; exits 2 naming the key and the rule on error.
     CheckConfig {
         /// Configuration file.
@@ -187,6 +199,26 @@ fn main() -> ExitCode {
             Ok(c) => export_cmd(&c, &camera, &start, &end, &output),
             Err(code) => code,
         },
+        #[cfg(feature = "cloud")]
+        Cmd::CloudIndex { config, device } => {
+            let cfg = match edgerec::config::cloud::CloudConfig::load(&config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("edgerec: {}: {e}", config.display());
+                    return ExitCode::from(2);
+                }
+            };
+            match edgerec::cloud::reindex::run_with(&cfg, device.as_deref()) {
+                Ok(r) => {
+                    println!("{}", serde_json::to_string(&r).unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("edgerec: cloud-index: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         #[cfg(feature = "cloud")]
         Cmd::Serve { config } => {
             let cfg = match edgerec::config::cloud::CloudConfig::load(&config) {

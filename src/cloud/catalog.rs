@@ -335,6 +335,20 @@ impl CloudStore {
         }
     }
 
+    /// [`Self::hour_index`] for other modules of the cloud side.
+    pub(crate) async fn hour_index_of(&self, meta: &ObjectMeta) -> Option<Arc<HourIndex>> {
+        self.hour_index(meta).await
+    }
+
+    /// The index entry of segment object `meta`, from reading it (run unknown: -1). `None`:
+    /// unreadable, or no complete fragment.
+    pub(crate) fn scan_entry(&self, meta: &ObjectMeta) -> Option<IndexEntry> {
+        let name = meta.location.filename()?.to_owned();
+        self.rt
+            .block_on(self.scan(meta, &name))
+            .map(|d| d.entry.clone())
+    }
+
     /// The first `init_size` bytes of object `key` (its init segment), cached.
     pub fn init_bytes(&self, key: &str, init_size: u64) -> Option<Arc<Vec<u8>>> {
         if let Some(b) = self.inits.get(&key.to_owned(), None) {

@@ -8,6 +8,7 @@
 //!   index lists) the objects themselves, as [`crate::playback::catalog::Recordings`].
 //! - [`cache`]: the bounded in-memory cache.
 //! - [`serve`]: the HTTP routes.
+//! - [`reindex`]: `edgerec cloud-index`, index objects for segments none lists (older uploads).
 //!
 //! The layout is written by the gateway's uploader ([`crate::upload::target`],
 //! [`crate::upload::hour_index`]); the settings are [`crate::config::cloud`].
@@ -15,6 +16,7 @@
 pub mod cache;
 pub mod catalog;
 pub mod keys;
+pub mod reindex;
 pub mod serve;
 
 pub use serve::run;
