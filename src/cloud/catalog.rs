@@ -33,7 +33,7 @@ use crate::playback::catalog::Recordings;
 use crate::playback::time::{Unit, UnitIndex, NS_PER_S};
 use crate::playback::ApiError;
 use crate::store::layout::utc;
-use crate::store::timebase::{ns_to_ticks, RELATIVE_BELOW_S};
+use crate::store::timebase::{ns_to_ticks, PlaybackView, RELATIVE_BELOW_S};
 use crate::upload::hour_index::{hour_of, HourIndex, IndexEntry};
 
 /// Longest segment a day folder can hold (PT5M) plus slack: a segment that starts this long
@@ -86,6 +86,8 @@ pub struct CloudStore {
     /// Rows handed out in manifests, by (device, camera, media id), for the media requests
     /// that follow.
     rows: Bounded<(String, String, i64), SegmentRow>,
+    /// Segment objects opened for media requests, by key and length.
+    views: Bounded<(String, u64), Arc<PlaybackView>>,
     /// Store requests made.
     pub counters: Arc<StoreCounters>,
 }
@@ -126,7 +128,8 @@ impl CloudStore {
             indexes: Bounded::new(part),
             scans: Bounded::new(part / 2),
             inits: Bounded::new(part / 2),
-            rows: Bounded::new(part),
+            rows: Bounded::new(part / 2),
+            views: Bounded::new(part / 2),
             counters: Arc::default(),
         }
     }
@@ -154,6 +157,7 @@ impl CloudStore {
             self.scans.usage(),
             self.inits.usage(),
             self.rows.usage(),
+            self.views.usage(),
         ]
         .iter()
         .fold((0, 0), |a, u| (a.0 + u.0, a.1 + u.1))
@@ -362,6 +366,20 @@ impl CloudStore {
         let b = Arc::new(b.to_vec());
         self.inits.put(key.to_owned(), b.clone(), b.len() as u64);
         Some(b)
+    }
+
+    /// Segment object `row.path` as playback serves it (ranged GETs, the row's base added to
+    /// its times), kept for the next requests of the same object.
+    ///
+    /// Errors: the object cannot be read (deleted meanwhile).
+    pub fn view(&self, row: &SegmentRow) -> std::io::Result<Arc<PlaybackView>> {
+        let key = (row.path.clone(), row.size_bytes.max(0) as u64);
+        if let Some(v) = self.views.get(&key, None) {
+            return Ok(v);
+        }
+        let v = Arc::new(PlaybackView::over(self.reader(&row.path, key.1), row)?);
+        self.views.put(key, v.clone(), 256 + row.fragments.len() as u64 * 8);
+        Ok(v)
     }
 
     /// The object `key` as bytes readable at any offset (ranged GETs), `len` bytes long.

@@ -36,7 +36,6 @@ use crate::playback::available::MAX_FULL_NS;
 use crate::playback::catalog::Recordings;
 use crate::playback::time::{format_full, parse_datetime, Unit};
 use crate::playback::ApiError;
-use crate::store::timebase::PlaybackView;
 
 /// Most clips one `clips` answer lists.
 const MAX_CLIPS: usize = 1000;
@@ -296,8 +295,7 @@ async fn media(
         };
         let view: CameraView<'_> = st.store.camera(&device, &camera);
         let row = view.segment(id)?.ok_or_else(gone)?;
-        let reader = st.store.reader(&row.path, row.size_bytes.max(0) as u64);
-        let pv = PlaybackView::over(reader, &row).map_err(|_| gone())?;
+        let pv = st.store.view(&row).map_err(|_| gone())?;
         Ok((row, pv))
     })
     .await;
@@ -330,7 +328,7 @@ async fn media(
         HeaderValue::from_static("private, max-age=86400"),
     );
     let etag = format!("\"{}-{}\"", row.id, view.len());
-    crate::http::ranged::respond(Arc::new(view), &etag, h, req.method(), req.headers())
+    crate::http::ranged::respond(view, &etag, h, req.method(), req.headers())
 }
 
 async fn metrics(State(st): State<Shared>) -> Response {

@@ -71,7 +71,7 @@ pub async fn media(
     let arg = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if let Some(track) = arg("track") {
         let (method, headers) = (req.method().clone(), req.headers().clone());
-        return one_track(row, view, &track, arg("at").as_deref(), method, headers).await;
+        return one_track(row, Arc::new(view), &track, arg("at").as_deref(), method, headers).await;
     }
     let mut h = HeaderMap::new();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
@@ -110,7 +110,7 @@ impl super::ranged::ByteSource for Made {
 /// is `init` or the byte offset of one of the segment's fragments.
 pub(crate) async fn one_track(
     row: crate::index::SegmentRow,
-    view: PlaybackView,
+    view: Arc<PlaybackView>,
     track: &str,
     at: Option<&str>,
     method: axum::http::Method,

@@ -219,6 +219,13 @@ pub fn render(st: &AppState, held: &[(String, i64, i64)]) -> String {
         );
         metric(
             &mut out,
+            "edgerec_upload_index_objects_total",
+            "counter",
+            "Hour index objects written (docs/cloud.md; at most one per ten segments).",
+            &one(u.index_objects as f64),
+        );
+        metric(
+            &mut out,
             "edgerec_upload_failures_total",
             "counter",
             "Failed upload attempts.",
