@@ -65,36 +65,6 @@ fn iso(s: f64) -> String {
     edgerec::playback::time::format_full((s * 1e9) as i64)
 }
 
-/// ffmpeg decodes `url` to frame checksums: (frames decoded, error output).
-fn ffmpeg_frames(url: &str) -> (usize, String) {
-    let out = Command::new("ffmpeg")
-        .args([
-            "-nostdin",
-            "-v",
-            "error",
-            "-i",
-            url,
-            "-map",
-            "0:v",
-            "-fps_mode",
-            "passthrough",
-            "-f",
-            "framecrc",
-            "-",
-        ])
-        .output()
-        .expect("run ffmpeg");
-    let frames = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .count();
-    let mut err = String::from_utf8_lossy(&out.stderr).into_owned();
-    if !out.status.success() {
-        err += &format!("[exit {}]", out.status);
-    }
-    (frames, err)
-}
-
 fn ffprobe_duration(url: &str) -> f64 {
     let out = Command::new("ffprobe")
         .args([

@@ -40,6 +40,10 @@ use crate::upload::hour_index::{hour_of, HourIndex, IndexEntry};
 /// before a range can still reach into it.
 const MAX_SEGMENT_NS: i64 = 301 * NS_PER_S;
 
+/// A segment object from a listing: start (UTC ns), duration (ns), both from its name, and
+/// the object.
+type Listed = (i64, i64, ObjectMeta);
+
 /// Requests to the store at once for one answer.
 const CONCURRENCY: usize = 16;
 
@@ -378,7 +382,8 @@ impl CloudStore {
             return Ok(v);
         }
         let v = Arc::new(PlaybackView::over(self.reader(&row.path, key.1), row)?);
-        self.views.put(key, v.clone(), 256 + row.fragments.len() as u64 * 8);
+        self.views
+            .put(key, v.clone(), 256 + row.fragments.len() as u64 * 8);
         Ok(v)
     }
 
@@ -455,7 +460,7 @@ fn two_digits(s: &str, max: u32) -> Option<u32> {
 
 impl CameraView<'_> {
     /// The objects of day `day` that name segments: (start, duration, meta, name).
-    fn day_segments(&self, day: UnitIndex) -> Result<Vec<(i64, i64, ObjectMeta)>, ApiError> {
+    fn day_segments(&self, day: UnitIndex) -> Result<Vec<Listed>, ApiError> {
         let l = self
             .st
             .listing(&format!("{}/{}", self.base, day_path(day)))?;
@@ -469,7 +474,7 @@ impl CameraView<'_> {
     }
 
     /// The segment objects overlapping `[from, to)` (from their names), by start.
-    fn listed(&self, from: i64, to: i64) -> Result<Vec<(i64, i64, ObjectMeta)>, ApiError> {
+    fn listed(&self, from: i64, to: i64) -> Result<Vec<Listed>, ApiError> {
         let (d0, d1) = (Unit::Day.of(from - MAX_SEGMENT_NS), Unit::Day.of(to - 1));
         let mut out = Vec::new();
         for day in d0..=d1 {
@@ -558,6 +563,16 @@ impl CameraView<'_> {
             }
             rows[i].disc_start = disc;
             rows[i].disc_seq = disc_seq;
+            // A segment whose run is unknown (scanned) takes the run it continues, or one of
+            // its own (negative, so that it matches no gateway run): the timeline code checks
+            // the run again.
+            if rows[i].run_id < 0 {
+                rows[i].run_id = if disc {
+                    -1 - disc_seq
+                } else {
+                    rows[i - 1].run_id
+                };
+            }
         }
         rows.retain(|r| r.start_utc_ns < to && r.end_utc_ns() > from);
         for r in &rows {
@@ -669,7 +684,7 @@ impl CameraView<'_> {
     }
 
     /// The first (or last) day with segment objects.
-    fn edge_day(&self, last: bool) -> Result<Option<Vec<(i64, i64, ObjectMeta)>>, ApiError> {
+    fn edge_day(&self, last: bool) -> Result<Option<Vec<Listed>>, ApiError> {
         let year = |s: &str| s.len() == 4 && s.bytes().all(|c| c.is_ascii_digit());
         for y in self.edge_folder(&self.base, last, year)? {
             let yb = format!("{}/{y}", self.base);
@@ -677,7 +692,7 @@ impl CameraView<'_> {
                 let mb = format!("{yb}/{m}");
                 for d in self.edge_folder(&mb, last, |s| two_digits(s, 31).is_some())? {
                     let l = self.st.listing(&format!("{mb}/{d}"))?;
-                    let segs: Vec<(i64, i64, ObjectMeta)> = l
+                    let segs: Vec<Listed> = l
                         .objects
                         .iter()
                         .filter_map(|o| match keys::parse(o.location.filename()?) {

@@ -41,7 +41,9 @@ pub fn run_with(
         anyhow::bail!("--device {d:?}: device ids are 1 to 64 of [A-Za-z0-9._-]");
     }
     let store = crate::upload::target::build(&cfg.store)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let st = CloudStore::new(
         store,
         &cfg.store.prefix,

@@ -95,7 +95,7 @@ async fn require_token(State(st): State<Shared>, mut req: Request, next: Next) -
             req.extensions_mut().insert(CarryToken(t));
             next.run(req).await
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 

@@ -71,7 +71,15 @@ pub async fn media(
     let arg = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if let Some(track) = arg("track") {
         let (method, headers) = (req.method().clone(), req.headers().clone());
-        return one_track(row, Arc::new(view), &track, arg("at").as_deref(), method, headers).await;
+        return one_track(
+            row,
+            Arc::new(view),
+            &track,
+            arg("at").as_deref(),
+            method,
+            headers,
+        )
+        .await;
     }
     let mut h = HeaderMap::new();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));

@@ -182,7 +182,7 @@ pub(crate) struct CarryToken(pub(crate) Option<String>);
 pub(crate) fn token_gate(
     tokens: Option<&auth::Tokens>,
     req: &Request,
-) -> Result<Option<String>, Response> {
+) -> Result<Option<String>, Box<Response>> {
     let Some(tokens) = tokens else {
         return Ok(None);
     };
@@ -199,7 +199,7 @@ pub(crate) fn token_gate(
             .into_response();
             r.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Err(r)
+            Err(Box::new(r))
         }
     }
 }
@@ -210,7 +210,7 @@ async fn require_token(State(st): State<Shared>, mut req: Request, next: Next) -
             req.extensions_mut().insert(CarryToken(t));
             next.run(req).await
         }
-        Err(r) => r,
+        Err(r) => *r,
     }
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 pub mod broker;
 pub mod browser;
+pub mod cloud;
 pub mod stores;
 
 use edgerec::index::SegmentRow;
@@ -557,6 +558,36 @@ pub fn get_json(site: &Site, path: &str) -> serde_json::Value {
     let (status, _, body) = http_get(("127.0.0.1", site.http_port), path, &[]);
     assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
     serde_json::from_slice(&body).unwrap()
+}
+
+/// ffmpeg decodes `url` to frame checksums: (frames decoded, error output).
+pub fn ffmpeg_frames(url: &str) -> (usize, String) {
+    let out = Command::new("ffmpeg")
+        .args([
+            "-nostdin",
+            "-v",
+            "error",
+            "-i",
+            url,
+            "-map",
+            "0:v",
+            "-fps_mode",
+            "passthrough",
+            "-f",
+            "framecrc",
+            "-",
+        ])
+        .output()
+        .expect("run ffmpeg");
+    let frames = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .count();
+    let mut err = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        err += &format!("[exit {}]", out.status);
+    }
+    (frames, err)
 }
 
 /// Formats UTC ns as the API's ISO 8601 date-time with milliseconds.
