@@ -25,7 +25,7 @@ test: lint
 	cargo build --bins
 	bash .ci/check-packaging.sh
 	cargo test --test playback_rules
-	cargo test --test recording --test systemd --test playback --test mqtt --test upload --test evr --test motion --test motion_detector --test probe --test export --test ui --test audio -- --test-threads 12
+	cargo test --test recording --test systemd --test playback --test mqtt --test upload --test evr --test motion --test motion_detector --test probe --test export --test ui --test audio --test cloud -- --test-threads 12
 	# The same recording, playback, MQTT and upload tests with the other RTSP client.
 	EDGEREC_TEST_SOURCE=rtspsrc cargo test --test recording --test playback --test mqtt --test upload -- --test-threads 12
 

@@ -2,8 +2,15 @@
 //! exact timelines, and the HTTP layer (status codes, JSON errors, tokens, path checks) against a
 //! real server on a free loopback port. No camera is needed: the timelines are written as index
 //! rows, as the recorder would have written them.
+//!
+//! Every availableMedia answer and every manifest is also asked of `edgerec serve` (the cloud
+//! side, docs/cloud.md) over the same timeline written as a store would hold it (segment objects
+//! and hour index objects in a directory), and must be the same.
 
 mod common;
+
+use common::cloud::Serve;
+use edgerec::upload::hour_index::{self, HourIndex, IndexEntry};
 
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicBool;
@@ -84,6 +91,45 @@ impl Timeline {
         self
     }
 
+    /// The catalog, and `edgerec serve` over the same timeline as uploaded objects: one
+    /// (sparse) object per segment and the hour index objects the uploader writes.
+    fn both(&mut self) -> Both {
+        let cat = self.catalog();
+        // A directory of its own: the timeline's may be dropped before the answers are read.
+        let store = tempfile::tempdir().unwrap();
+        let root = store.path().to_owned();
+        let mut hours: std::collections::BTreeMap<i64, Vec<IndexEntry>> = Default::default();
+        for r in &self.rows {
+            let e = IndexEntry::of(r);
+            let folder = root.join(hour_index::day_folder("gw", "cam", r.start_utc_ns));
+            std::fs::create_dir_all(&folder).unwrap();
+            let f = std::fs::File::create(folder.join(&e.name)).unwrap();
+            f.set_len(r.size_bytes as u64).unwrap();
+            hours
+                .entry(hour_index::hour_of(r.start_utc_ns))
+                .or_default()
+                .push(e);
+        }
+        for (h, segments) in hours {
+            let key = hour_index::index_key("", "cam", h)
+                .to_string()
+                .replace("cam/", "gw/cam/");
+            let doc = HourIndex {
+                version: hour_index::VERSION,
+                camera: "cam".into(),
+                hour: hour_index::hour_label(h),
+                segments,
+            };
+            std::fs::write(root.join(key), serde_json::to_vec(&doc).unwrap()).unwrap();
+        }
+        let serve = Serve::start(&format!("url = \"file://{}\"", root.display()), "");
+        Both {
+            cat,
+            serve,
+            _store: store,
+        }
+    }
+
     /// Writes the index (runs and segments) and opens a catalog on it.
     fn catalog(&mut self) -> Catalog {
         let p = self.dir.path().join("index.sqlite3");
@@ -112,13 +158,129 @@ fn ranges(v: &[(&str, &str)]) -> Vec<TimeRange> {
         .collect()
 }
 
-fn am(cat: &Catalog, p: &str, s: Option<&str>, e: Option<&str>) -> Vec<TimeRange> {
-    available_media(cat, "cam", Some(p), s, e, false).unwrap()
+/// A timeline as the gateway's catalog holds it, and `edgerec serve` over it in a store.
+struct Both {
+    cat: Catalog,
+    serve: Serve,
+    _store: tempfile::TempDir,
 }
 
-fn am_err(cat: &Catalog, p: Option<&str>, s: Option<&str>, e: Option<&str>) -> String {
-    let err = available_media(cat, "cam", p, s, e, false).unwrap_err();
+impl std::ops::Deref for Both {
+    type Target = Catalog;
+    fn deref(&self) -> &Catalog {
+        &self.cat
+    }
+}
+
+impl Both {
+    /// `edgerec serve`'s availableMedia answer: (status, body).
+    fn cloud_am(&self, p: Option<&str>, s: Option<&str>, e: Option<&str>) -> (u16, String) {
+        let mut q = Vec::new();
+        for (k, v) in [("precision", p), ("startTime", s), ("endTime", e)] {
+            if let Some(v) = v {
+                q.push(format!("{k}={v}"));
+            }
+        }
+        self.serve.get(&format!(
+            "/gw/cam/content.ism/availableMedia?{}",
+            q.join("&")
+        ))
+    }
+
+    /// The gateway's manifest `name` and `edgerec serve`'s are the same but for the media URLs
+    /// and sequence numbers (ids and numbering are each side's own).
+    fn same_manifest(&self, name: &str) {
+        let sel = select(
+            &self.cat,
+            "cam",
+            &parse_manifest_name(name).unwrap().unwrap(),
+            false,
+        );
+        let (st, cloud) = self.serve.get(&format!("/gw/cam/content.ism/{name}"));
+        match sel {
+            Err(e) => {
+                assert_eq!(st, e.status, "{name}: {cloud}");
+                assert_eq!(cloud, e.body(), "{name}");
+            }
+            Ok(sel) => {
+                assert_eq!(st, 200, "{name}: {cloud}");
+                let (gw, strip): (String, fn(&str) -> String) = if name.ends_with(".m3u8") {
+                    (hls::render(&sel, &hls::MediaUrls::default()), hls_shape)
+                } else {
+                    (
+                        dash::render(&sel, &hls::MediaUrls::default(), &[], 0),
+                        dash_shape,
+                    )
+                };
+                assert_eq!(strip(&gw), strip(&cloud), "{name}");
+            }
+        }
+    }
+}
+
+/// A playlist without its media URLs and sequence numbers.
+fn hls_shape(m: &str) -> String {
+    m.lines()
+        .filter(|l| !l.starts_with("media/") && !l.contains("-SEQUENCE:"))
+        .map(|l| match l.split_once("URI=\"") {
+            Some((a, b)) => format!("{a}{}", b.split_once('"').map_or("", |x| x.1)),
+            None => l.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// An MPD without its media URLs, period ids and media times.
+fn dash_shape(m: &str) -> String {
+    m.lines()
+        .map(|l| {
+            let mut out = String::new();
+            let mut rest = l;
+            while let Some(i) = rest.find(['"']) {
+                let (a, b) = rest.split_at(i + 1);
+                let (v, c) = b.split_once('"').unwrap_or((b, ""));
+                out += a;
+                // URLs and ids are each side's own, and so is the media time (the gateway's
+                // from its muxer, the cloud's from each segment's start).
+                let own = [
+                    "sourceURL=\"",
+                    "media=\"",
+                    " id=\"",
+                    " t=\"",
+                    "presentationTimeOffset=\"",
+                ];
+                if !own.iter().any(|o| a.ends_with(o)) {
+                    out += v;
+                }
+                out.push('"');
+                rest = c;
+            }
+            out + rest
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn am(x: &Both, p: &str, s: Option<&str>, e: Option<&str>) -> Vec<TimeRange> {
+    let v = available_media(&x.cat, "cam", Some(p), s, e, false).unwrap();
+    let (st, body) = x.cloud_am(Some(p), s, e);
+    assert_eq!(st, 200, "serve {p} {s:?} {e:?}: {body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({ "timeRanges": v }),
+        "serve {p} {s:?} {e:?}"
+    );
+    v
+}
+
+fn am_err(x: &Both, p: Option<&str>, s: Option<&str>, e: Option<&str>) -> String {
+    let err = available_media(&x.cat, "cam", p, s, e, false).unwrap_err();
     assert_eq!(err.status, 400, "{err}");
+    assert_eq!(
+        x.cloud_am(p, s, e),
+        (400, err.body()),
+        "serve {p:?} {s:?} {e:?}"
+    );
     err.message
 }
 
@@ -129,18 +291,16 @@ const DAY_E: &str = "2019-12-22T00:00:00Z";
 fn seed_example_1_no_gap() {
     let cat = Timeline::new()
         .record(t("2019-12-20T22:00:00Z"), t("2019-12-22T02:00:00Z"), 30)
-        .catalog();
+        .both();
     assert_eq!(
         am(&cat, "full", Some(DAY_S), Some(DAY_E)),
         ranges(&[("2019-12-21T00:00:00.000Z", "2019-12-22T00:00:00.000Z")])
     );
     // A 4-hour HLS manifest inside it (the seed's own example) covers exactly 4 hours.
-    let req = parse_manifest_name(
-        "manifest(format=m3u8-aapl,startTime=2019-12-21T14:00:00.000Z,endTime=2019-12-21T18:00:00.000Z).m3u8",
-    )
-    .unwrap()
-    .unwrap();
-    let sel = select(&cat, "cam", &req, false).unwrap();
+    let name = "manifest(format=m3u8-aapl,startTime=2019-12-21T14:00:00.000Z,endTime=2019-12-21T18:00:00.000Z).m3u8";
+    cat.same_manifest(name);
+    let req = parse_manifest_name(name).unwrap().unwrap();
+    let sel = select(&cat.cat, "cam", &req, false).unwrap();
     assert!(!sel.live);
     assert_eq!(sel.periods.len(), 1);
     assert_eq!(sel.periods[0].start_ns(), t("2019-12-21T14:00:00Z"));
@@ -156,7 +316,7 @@ fn seed_example_2_two_second_gap() {
     let cat = Timeline::new()
         .record(t("2019-12-20T23:00:00Z"), t("2019-12-21T04:01:08Z"), 30)
         .record(t("2019-12-21T04:01:10Z"), t("2019-12-22T01:00:00Z"), 30)
-        .catalog();
+        .both();
     assert_eq!(
         am(&cat, "full", Some(DAY_S), Some(DAY_E)),
         ranges(&[
@@ -166,8 +326,14 @@ fn seed_example_2_two_second_gap() {
     );
     // A manifest across the gap marks the discontinuity (HLS tag, DASH periods).
     let name = "manifest(format=m3u8-aapl,startTime=2019-12-21T04:00:00Z,endTime=2019-12-21T04:05:00Z).m3u8";
+    cat.same_manifest(name);
+    cat.same_manifest(
+        &name
+            .replace("m3u8-aapl", "mpd-time-cmaf")
+            .replace(".m3u8", ".mpd"),
+    );
     let sel = select(
-        &cat,
+        &cat.cat,
         "cam",
         &parse_manifest_name(name).unwrap().unwrap(),
         false,
@@ -187,7 +353,7 @@ fn seed_example_3_eight_hour_outage() {
     let cat = Timeline::new()
         .record(t("2019-12-20T23:00:00Z"), t("2019-12-21T04:00:00Z"), 30)
         .record(t("2019-12-21T12:00:00Z"), t("2019-12-22T01:00:00Z"), 30)
-        .catalog();
+        .both();
     assert_eq!(
         am(&cat, "full", Some(DAY_S), Some(DAY_E)),
         ranges(&[
@@ -196,8 +362,9 @@ fn seed_example_3_eight_hour_outage() {
         ])
     );
     let sel_of = |name: &str| {
+        cat.same_manifest(name);
         select(
-            &cat,
+            &cat.cat,
             "cam",
             &parse_manifest_name(name).unwrap().unwrap(),
             false,
@@ -225,7 +392,7 @@ fn seed_example_4_summer_holidays() {
     let cat = Timeline::new()
         .record(t("2019-01-01T00:00:00Z"), t("2019-06-17T12:00:00Z"), 3600)
         .record(t("2019-09-06T12:00:00Z"), t("2020-01-01T00:00:00Z"), 3600)
-        .catalog();
+        .both();
     assert_eq!(
         am(&cat, "month", Some("2019-01"), Some("2019-12")),
         ranges(&[("2019-01", "2019-06"), ("2019-09", "2019-12")])
@@ -251,7 +418,7 @@ fn seed_example_5_weekends_and_a_holiday() {
             300,
         );
     }
-    let cat = tl.catalog();
+    let cat = tl.both();
     assert_eq!(
         am(&cat, "day", Some("2020-02-01"), Some("2020-02-29")),
         ranges(&[
@@ -274,7 +441,7 @@ fn available_media_rules() {
             300,
         );
     }
-    let cat = tl.catalog();
+    let cat = tl.both();
     let all = ranges(&[("2011", "2020")]);
     assert_eq!(am(&cat, "year", None, None), all);
     assert_eq!(am(&cat, "year", Some("2011"), Some("2020")), all);
@@ -347,17 +514,21 @@ fn available_media_rules() {
     assert!(am_err(&cat, Some("week"), None, None).contains("precision"));
     // No media at all: an empty list.
     let empty = Timeline::new().catalog();
-    assert_eq!(am(&empty, "year", None, None), vec![]);
+    assert_eq!(
+        available_media(&empty, "cam", Some("year"), None, None, false).unwrap(),
+        vec![]
+    );
 }
 
 #[test]
 fn manifest_filter_rules() {
     let cat = Timeline::new()
         .record(t("2019-12-21T00:00:00Z"), t("2019-12-21T10:00:00Z"), 30)
-        .catalog();
+        .both();
     let sel_of = |name: &str| {
+        cat.same_manifest(name);
         select(
-            &cat,
+            &cat.cat,
             "cam",
             &parse_manifest_name(name).unwrap().unwrap(),
             false,

@@ -44,6 +44,9 @@ const MAX_SEGMENT_NS: i64 = 301 * NS_PER_S;
 /// the object.
 type Listed = (i64, i64, ObjectMeta);
 
+/// Nanoseconds per day.
+const DAY_NS: i64 = 86_400 * NS_PER_S;
+
 /// Requests to the store at once for one answer.
 const CONCURRENCY: usize = 16;
 
@@ -475,6 +478,19 @@ impl CameraView<'_> {
 
     /// The segment objects overlapping `[from, to)` (from their names), by start.
     fn listed(&self, from: i64, to: i64) -> Result<Vec<Listed>, ApiError> {
+        // An open-ended range (a manifest with a start only) or a long one: only the days
+        // between the camera's first and last media can hold any.
+        let (from, to) = if to.saturating_sub(from) > 2 * DAY_NS {
+            match Recordings::bounds(self, self.camera)? {
+                Some((first, last)) => (from.max(first), to.min(last.saturating_add(1))),
+                None => return Ok(Vec::new()),
+            }
+        } else {
+            (from, to)
+        };
+        if from >= to {
+            return Ok(Vec::new());
+        }
         let (d0, d1) = (Unit::Day.of(from - MAX_SEGMENT_NS), Unit::Day.of(to - 1));
         let mut out = Vec::new();
         for day in d0..=d1 {

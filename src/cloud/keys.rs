@@ -5,7 +5,7 @@
 
 use crate::store::layout::parse_segment_name;
 
-/// Most milliseconds a media id can carry for a duration (a segment is at most PT5M).
+/// Milliseconds of duration a media id carries (a segment is at most PT5M).
 const DURATION_SPACE: i64 = 1_000_000;
 
 /// One object of a camera's day folder `<camera>/<YYYY>/<MM>/<DD>/`, by its name.
@@ -48,13 +48,10 @@ pub fn parse(name: &str) -> Option<Entry> {
     let (stem, rest) = name.split_once('_')?;
     let start = parse_segment_name(&format!("{stem}.mp4"))?;
     if let Some(ms) = rest.strip_suffix(".mp4") {
-        let ms: i64 = ms
-            .parse()
-            .ok()
-            .filter(|m| (0..DURATION_SPACE).contains(m))?;
-        if !ms_digits(rest.trim_end_matches(".mp4")) {
+        if !ms_digits(ms) || ms.len() > 10 {
             return None;
         }
+        let ms: i64 = ms.parse().ok()?;
         return Some(Entry::Segment {
             start,
             duration: ms * 1_000_000,
@@ -72,10 +69,11 @@ fn ms_digits(s: &str) -> bool {
 }
 
 /// The media id of a segment object in manifest URLs (`media/<id>.mp4`): its start in
-/// milliseconds since 1970 times 10⁶ plus its duration in milliseconds, so that the object's
-/// key follows from the id alone and every replica gives the same URLs.
+/// milliseconds since 1970 times 10⁶ plus its duration in milliseconds (modulo 10⁶; a segment
+/// is at most PT5M), so that the object follows from the id alone and every replica gives the
+/// same URLs.
 pub fn media_id(start_ns: i64, duration_ns: i64) -> i64 {
-    start_ns.div_euclid(1_000_000) * DURATION_SPACE + duration_ns / 1_000_000
+    start_ns.div_euclid(1_000_000) * DURATION_SPACE + (duration_ns / 1_000_000) % DURATION_SPACE
 }
 
 /// Start (UTC ns) and duration (ns) of a media id; `None` for an id no object can have.
@@ -118,6 +116,13 @@ mod tests {
         ] {
             assert_eq!(parse(other), None, "{other}");
         }
+        assert!(matches!(
+            parse("20190101T000000.000Z_3600000.mp4"),
+            Some(Entry::Segment {
+                duration: 3_600_000_000_000,
+                ..
+            })
+        ));
         let id = media_id(t + 456_789, 30_000_999_999);
         assert_eq!(of_media_id(id), Some((t, 30_000_000_000)));
         assert_eq!(of_media_id(0), None);
