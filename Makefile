@@ -33,6 +33,7 @@ bench: release
 	bash bench/record.sh 4 60
 	bash bench/playback.sh
 	bash bench/upload.sh
+	bash bench/cloud.sh
 	bash bench/motion.sh
 	bash bench/export.sh
 

@@ -208,6 +208,46 @@ impl CloudStore {
         Ok(l)
     }
 
+    /// The objects of `folder` whose names sort after `after` (S3 `start-after`), reused for the
+    /// listing TTL.
+    pub fn listing_after(&self, folder: &str, after: &str) -> Result<Arc<Listing>, ApiError> {
+        let key = format!("{folder}\0{after}");
+        if let Some(l) = self.listings.get(&key, Some(self.ttl)) {
+            return Ok(l);
+        }
+        self.counters.lists.fetch_add(1, Ordering::Relaxed);
+        let prefix = ObjectPath::from(folder);
+        let offset = ObjectPath::from(format!("{folder}/{after}"));
+        let objects: Vec<ObjectMeta> = self
+            .rt
+            .block_on(
+                self.store
+                    .list_with_offset(Some(&prefix), &offset)
+                    .try_collect(),
+            )
+            .or_else(|e| match e {
+                object_store::Error::NotFound { .. } => Ok(Vec::new()),
+                e => Err(store_err(e)),
+            })?;
+        // Only the folder's own objects (day folders have no sub-folders).
+        let mut objects: Vec<ObjectMeta> = objects
+            .into_iter()
+            .filter(|o| {
+                o.location
+                    .prefix_match(&prefix)
+                    .is_some_and(|mut p| p.nth(1).is_none())
+            })
+            .collect();
+        objects.sort_by(|a, b| a.location.cmp(&b.location));
+        let bytes = 64 + objects.len() as u64 * 160;
+        let l = Arc::new(Listing {
+            objects,
+            folders: Vec::new(),
+        });
+        self.listings.put(key, l.clone(), bytes);
+        Ok(l)
+    }
+
     /// The devices: folders at the fleet root.
     pub fn devices(&self) -> Result<Vec<String>, ApiError> {
         Ok(self
@@ -448,6 +488,17 @@ pub struct CameraView<'a> {
     base: String,
 }
 
+/// The segment objects among `objects`.
+fn segments_of(objects: &[ObjectMeta]) -> Vec<Listed> {
+    objects
+        .iter()
+        .filter_map(|m| match keys::parse(m.location.filename()?) {
+            Some(Entry::Segment { start, duration }) => Some((start, duration, m.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The day folder name parts of a day (Julian day number).
 fn day_path(day: UnitIndex) -> String {
     let t = utc(Unit::Day.start_ns(day));
@@ -462,71 +513,82 @@ fn two_digits(s: &str, max: u32) -> Option<u32> {
 }
 
 impl CameraView<'_> {
-    /// The objects of day `day` that name segments: (start, duration, meta, name).
+    /// The objects of day `day` that name segments.
     fn day_segments(&self, day: UnitIndex) -> Result<Vec<Listed>, ApiError> {
         let l = self
             .st
             .listing(&format!("{}/{}", self.base, day_path(day)))?;
-        Ok(l.objects
-            .iter()
-            .filter_map(|m| match keys::parse(m.location.filename()?) {
-                Some(Entry::Segment { start, duration }) => Some((start, duration, m.clone())),
-                _ => None,
-            })
-            .collect())
+        Ok(segments_of(&l.objects))
     }
 
-    /// The segment objects overlapping `[from, to)` (from their names), by start.
-    fn listed(&self, from: i64, to: i64) -> Result<Vec<Listed>, ApiError> {
+    /// The segment objects overlapping `[from, to)` (from their names), by start, and the
+    /// hour index objects of the days listed.
+    fn listed_with_indexes(
+        &self,
+        from: i64,
+        to: i64,
+    ) -> Result<(Vec<Listed>, Vec<(i64, ObjectMeta)>), ApiError> {
         // An open-ended range (a manifest with a start only) or a long one: only the days
         // between the camera's first and last media can hold any.
         let (from, to) = if to.saturating_sub(from) > 2 * DAY_NS {
             match Recordings::bounds(self, self.camera)? {
                 Some((first, last)) => (from.max(first), to.min(last.saturating_add(1))),
-                None => return Ok(Vec::new()),
+                None => return Ok(Default::default()),
             }
         } else {
             (from, to)
         };
         if from >= to {
-            return Ok(Vec::new());
+            return Ok(Default::default());
         }
         let (d0, d1) = (Unit::Day.of(from - MAX_SEGMENT_NS), Unit::Day.of(to - 1));
         let mut out = Vec::new();
+        let mut indexes = Vec::new();
         for day in d0..=d1 {
+            let folder = format!("{}/{}", self.base, day_path(day));
+            // The day before the range only for segments that start late enough to reach
+            // into it: its last few minutes (S3 `start-after`).
+            let l = if day < Unit::Day.of(from) {
+                let after = crate::upload::hour_index::segment_name(from - MAX_SEGMENT_NS, 0);
+                self.st.listing_after(&folder, &after)?
+            } else {
+                self.st.listing(&folder)?
+            };
             out.extend(
-                self.day_segments(day)?
+                segments_of(&l.objects)
                     .into_iter()
                     .filter(|(s, d, _)| *s < to && s + (*d).max(1) > from),
             );
+            let hour0 = hour_of(Unit::Day.start_ns(day));
+            for m in &l.objects {
+                if let Some(Entry::Index { hour }) = m.location.filename().and_then(keys::parse) {
+                    indexes.push((hour0 + i64::from(hour), m.clone()));
+                }
+            }
         }
         out.sort_by_key(|(s, d, _)| (*s, *d));
-        Ok(out)
+        Ok((out, indexes))
+    }
+
+    /// The segment objects overlapping `[from, to)` (from their names), by start.
+    fn listed(&self, from: i64, to: i64) -> Result<Vec<Listed>, ApiError> {
+        Ok(self.listed_with_indexes(from, to)?.0)
     }
 
     /// Full rows of the segments overlapping `[from, to)`: described by their hour index
     /// objects, or scanned; with ids, discontinuities and sequence numbers.
     fn rows(&self, from: i64, to: i64) -> Result<Vec<SegmentRow>, ApiError> {
-        let listed = self.listed(from, to)?;
+        let (listed, all_indexes) = self.listed_with_indexes(from, to)?;
         if listed.is_empty() {
             return Ok(Vec::new());
         }
         // The index objects of the hours the segments start in.
-        let mut hours: BTreeSet<i64> = listed.iter().map(|(s, _, _)| hour_of(*s)).collect();
-        let mut index_metas = Vec::new();
-        for day in Unit::Day.of(listed[0].0)..=Unit::Day.of(listed[listed.len() - 1].0) {
-            let l = self
-                .st
-                .listing(&format!("{}/{}", self.base, day_path(day)))?;
-            let day_hour0 = hour_of(Unit::Day.start_ns(day));
-            for m in &l.objects {
-                if let Some(Entry::Index { hour }) = m.location.filename().and_then(keys::parse) {
-                    if hours.remove(&(day_hour0 + i64::from(hour))) {
-                        index_metas.push(m.clone());
-                    }
-                }
-            }
-        }
+        let hours: BTreeSet<i64> = listed.iter().map(|(s, _, _)| hour_of(*s)).collect();
+        let index_metas: Vec<ObjectMeta> = all_indexes
+            .into_iter()
+            .filter(|(h, _)| hours.contains(h))
+            .map(|(_, m)| m)
+            .collect();
         let st = self.st;
         let indexes: Vec<Arc<HourIndex>> = st.rt.block_on(
             stream::iter(index_metas.iter().map(|m| st.hour_index(m)))
