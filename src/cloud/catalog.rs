@@ -44,6 +44,9 @@ const MAX_SEGMENT_NS: i64 = 301 * NS_PER_S;
 /// the object.
 type Listed = (i64, i64, ObjectMeta);
 
+/// An hour index object from a listing: its hour ([`hour_of`]) and the object.
+type HourObject = (i64, ObjectMeta);
+
 /// Nanoseconds per day.
 const DAY_NS: i64 = 86_400 * NS_PER_S;
 
@@ -527,7 +530,7 @@ impl CameraView<'_> {
         &self,
         from: i64,
         to: i64,
-    ) -> Result<(Vec<Listed>, Vec<(i64, ObjectMeta)>), ApiError> {
+    ) -> Result<(Vec<Listed>, Vec<HourObject>), ApiError> {
         // An open-ended range (a manifest with a start only) or a long one: only the days
         // between the camera's first and last media can hold any.
         let (from, to) = if to.saturating_sub(from) > 2 * DAY_NS {
