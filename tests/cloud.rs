@@ -135,6 +135,22 @@ fn two_gateways_play_from_the_cloud_after_their_cards_are_gone() {
             assert!(err.trim().is_empty(), "{dev} {fmt}: {err}");
         }
     }
+    // MP4 export from the cloud: every frame of gateway B's range in one file.
+    let (from, to, frames, _) = &expect[1];
+    let (st, _, body) = http_get(
+        ("127.0.0.1", a.port),
+        &format!(
+            "/gw-b/lot/content.ism/export.mp4?startTime={}&endTime={}",
+            iso_ns(*from),
+            iso_ns(*to)
+        ),
+        &[],
+    );
+    assert_eq!(st, 200, "{}", String::from_utf8_lossy(&body));
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), &body).unwrap();
+    let (n, err) = ffmpeg_frames(&file.path().display().to_string());
+    assert_eq!(n, *frames, "export: {err}");
     // Real players in a browser, from the cloud.
     let work = tempfile::tempdir().unwrap();
     let (from, to, _, _) = expect[0];
@@ -351,12 +367,19 @@ fn index_objects_spare_the_cloud_reading_segments() {
         Some(unindexed as u64),
         "{report}"
     );
-    // A fresh server reads two index objects and no segment, and answers the same bytes.
-    let fresh = Serve::start(&store, "");
-    let (_, after) = fresh.get(&path);
+    // A fresh server reads two index objects and no segment, and answers the same bytes; it
+    // wants a token, as a gateway with a token file does, and carries it into media URLs.
+    let fresh = Serve::start_with(&store, "", Some("s3cret"));
+    assert_eq!(fresh.get(&path).0, 401);
+    assert_eq!(fresh.get("/healthz").0, 200);
+    let (st, after) = fresh.get(&format!("{path}?token=s3cret"));
+    assert_eq!(st, 200, "{after}");
+    assert!(after.contains(".mp4?token=s3cret"), "{after}");
+    let after = after.replace("?token=s3cret", "");
     assert_eq!(before, after);
-    assert_eq!(fresh.store_requests().1, 2.0);
-    let (n, err) = ffmpeg_frames(&fresh.url(&path));
+    let (_, gets) = Serve::store_requests_with(&fresh, "s3cret");
+    assert_eq!(gets, 2.0);
+    let (n, err) = ffmpeg_frames(&fresh.url(&format!("{path}?token=s3cret")));
     assert_eq!(n, frames_of(&rows), "{err}");
     assert!(err.trim().is_empty(), "{err}");
     // The manifest is one period (the copies continue each other), across the hour.

@@ -3,6 +3,8 @@
 //! Routes:
 //! - `/{device}/{camera}/content.ism/availableMedia?..`, `manifest(..).m3u8`, `manifest(..).mpd`:
 //!   [`crate::http::render_content`], the gateway's own code, over [`CameraView`];
+//! - `/{device}/{camera}/content.ism/export.mp4?startTime=..&endTime=..`: MP4 export
+//!   ([`crate::export`] over the objects);
 //! - `/{device}/{camera}/content.ism/media/{id}.mp4`: the segment object on the camera's media
 //!   timeline ([`crate::store::timebase::PlaybackView`] over ranged GETs), with `Range`, `ETag`
 //!   and `?track=` as on the gateway;
@@ -46,14 +48,16 @@ pub struct CloudState {
     pub store: CloudStore,
     /// Access tokens; `None`: none needed (loopback without a token file).
     pub tokens: Option<Tokens>,
+    /// `http.max_export`: the longest range of one MP4 export.
+    pub max_export: Duration,
     /// Requests answered, by route kind.
-    requests: [AtomicU64; 4],
+    requests: [AtomicU64; 5],
 }
 
 type Shared = Arc<CloudState>;
 
 /// Request kinds counted in `/metrics`.
-const KINDS: [&str; 4] = ["api", "available_media", "manifest", "media"];
+const KINDS: [&str; 5] = ["api", "available_media", "manifest", "media", "export"];
 
 impl CloudState {
     /// A state over `store`.
@@ -61,6 +65,7 @@ impl CloudState {
         CloudState {
             store,
             tokens,
+            max_export: crate::config::DEFAULT_MAX_EXPORT,
             requests: Default::default(),
         }
     }
@@ -77,6 +82,7 @@ pub fn router(state: Shared) -> Router {
         .route("/api/devices/{device}/cameras", get(cameras))
         .route("/api/devices/{device}/cameras/{camera}/clips", get(clips))
         .route("/metrics", get(metrics))
+        .route("/{device}/{camera}/content.ism/export.mp4", get(export))
         .route("/{device}/{camera}/content.ism/{name}", get(content))
         .route("/{device}/{camera}/content.ism/media/{file}", get(media))
         .fallback(|| async { ApiError::not_found("NotFound", "no such route") })
@@ -331,6 +337,36 @@ async fn media(
     crate::http::ranged::respond(view, &etag, h, req.method(), req.headers())
 }
 
+/// `export.mp4?startTime=..&endTime=..`: the range as one MP4 file, built by
+/// [`crate::export`] over the uploaded objects (ranged GETs), with the gateway's rules and
+/// headers.
+async fn export(
+    State(st): State<Shared>,
+    UrlPath((device, camera)): UrlPath<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    req: Request,
+) -> Response {
+    st.count(4);
+    let cam = camera.clone();
+    let planned = blocking(move || {
+        check(&st, &device, &camera)?;
+        let (start, end) = crate::http::export::export_range(&q, st.max_export)?;
+        let view = st.store.camera(&device, &camera);
+        let segs = view.segments(&camera, start, end)?;
+        let open = |seg: &crate::index::SegmentRow| {
+            Ok(st.store.reader(&seg.path, seg.size_bytes.max(0) as u64)
+                as Arc<dyn crate::store::timebase::ReadAt>)
+        };
+        crate::export::open_windows_with(&segs, &[(start, end)], &open)
+            .map_err(crate::http::export::export_error)
+    })
+    .await;
+    match planned {
+        Ok(x) => crate::http::export::respond(&cam, Arc::new(x), req.method(), req.headers()),
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn metrics(State(st): State<Shared>) -> Response {
     use std::fmt::Write;
     let mut out = String::new();
@@ -390,7 +426,9 @@ pub fn run(cfg: CloudConfig) -> anyhow::Result<()> {
         cfg.listing_ttl,
         cfg.cache_bytes,
     );
-    let state = Arc::new(CloudState::new(cloud, tokens));
+    let mut state = CloudState::new(cloud, tokens);
+    state.max_export = cfg.http.max_export;
+    let state = Arc::new(state);
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
         signal_hook::flag::register(sig, stop.clone())?;

@@ -17,8 +17,6 @@ pub mod samples;
 pub mod vfile;
 
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -26,6 +24,7 @@ pub use builder::{BuildError, Layout, Span};
 pub use vfile::VirtualFile;
 
 use crate::index::SegmentRow;
+use crate::store::timebase::ReadAt;
 
 /// A planned export, ready to be read.
 #[derive(Debug)]
@@ -100,12 +99,28 @@ pub fn open_windows(
     segments: &[SegmentRow],
     windows: &[(i64, i64)],
 ) -> Result<Export, ExportError> {
+    open_windows_with(segments, windows, &|seg| {
+        let path = crate::store::layout::safe_join(root, &seg.path)
+            .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+        Ok(Arc::new(File::open(&path)?) as Arc<dyn ReadAt>)
+    })
+}
+
+/// Like [`open_windows`], with the segments' bytes from `open` (the card's files, or uploaded
+/// objects read with ranged GETs on the cloud side).
+///
+/// Errors: [`ExportError`].
+pub fn open_windows_with(
+    segments: &[SegmentRow],
+    windows: &[(i64, i64)],
+    open: &dyn Fn(&SegmentRow) -> std::io::Result<Arc<dyn ReadAt>>,
+) -> Result<Export, ExportError> {
     let spans: Vec<_> = windows
         .iter()
         .flat_map(|&(a, b)| crate::evr::clip::covered(segments, a, b))
         .collect();
     let (start, end) = crate::evr::clip::extent(&spans).ok_or(ExportError::NoMedia)?;
-    let mut files: Vec<Arc<File>> = Vec::new();
+    let mut files: Vec<Arc<dyn ReadAt>> = Vec::new();
     let mut inits: Vec<Vec<u8>> = Vec::new();
     // Per segment already opened (several windows may fall in one): (id, file, init, trex).
     let mut opened: Vec<(i64, usize, usize, Trexes)> = Vec::new();
@@ -124,11 +139,9 @@ pub fn open_windows(
                     path: seg.path.clone(),
                     source,
                 };
-                let path = crate::store::layout::safe_join(root, &seg.path)
-                    .ok_or_else(|| io(std::io::ErrorKind::InvalidInput.into()))?;
-                let mut f = File::open(&path).map_err(io)?;
+                let f = open(seg).map_err(io)?;
                 let mut init = vec![0u8; usize::try_from(seg.init_size_bytes).unwrap_or(0)];
-                f.read_exact(&mut init).map_err(io)?;
+                f.read_exact_at(&mut init, 0).map_err(io)?;
                 let audio = crate::mp4::tracks(&init)
                     .into_iter()
                     .find(|t| t.kind == crate::mp4::TrackKind::Audio)
@@ -144,7 +157,7 @@ pub fn open_windows(
                         inits.len() - 1
                     }
                 };
-                files.push(Arc::new(f));
+                files.push(f);
                 opened.push((seg.id, files.len() - 1, init_ix, trex));
                 (files.len() - 1, init_ix, trex)
             }
@@ -154,7 +167,7 @@ pub fn open_windows(
         let (mut t, mut at) = (sp.start_utc_ns, sp.byte_start);
         for (i, fr) in seg.fragments.iter().enumerate().take(sp.end).skip(sp.first) {
             let (fs, fe) = (t, t + i64::from(fr.duration_us) * 1000);
-            let (frag, audio) = read_fragment(&files[file_ix], at, fr.size_bytes as usize, trex)
+            let (frag, audio) = read_fragment(&*files[file_ix], at, fr.size_bytes as usize, trex)
                 .ok_or(ExportError::BadFragment(seg.id, i))?;
             (t, at) = (fe, at + u64::from(fr.size_bytes));
             let continues = prev.is_some_and(|(run, e)| run == seg.run_id && fs - e <= GAP_NS);
@@ -204,7 +217,7 @@ struct Trexes {
 /// Reads the fragment of `size` bytes at `at` (prefix boxes, `moof`, `mdat`) far enough to
 /// parse its `moof`: its video samples and, if it has them, its audio samples.
 fn read_fragment(
-    f: &File,
+    f: &dyn ReadAt,
     at: u64,
     size: usize,
     trex: Trexes,

@@ -4,18 +4,17 @@
 //! and stream a download in bounded memory, and an eviction that deletes a segment file during
 //! the download changes nothing (the open descriptor keeps the data). No HTTP here.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use super::builder::Layout;
+use crate::store::timebase::ReadAt;
 
 /// One piece of the virtual file, at `at` bytes from its start.
 #[derive(Debug)]
 enum Piece {
     Head,
     File {
-        file: Arc<File>,
+        file: Arc<dyn ReadAt>,
         offset: u64,
         len: u64,
     },
@@ -34,7 +33,7 @@ impl VirtualFile {
     /// file index order).
     ///
     /// Errors: the layout names a file index that `files` lacks.
-    pub fn new(layout: Layout, files: &[Arc<File>]) -> std::io::Result<VirtualFile> {
+    pub fn new(layout: Layout, files: &[Arc<dyn ReadAt>]) -> std::io::Result<VirtualFile> {
         let mut pieces = vec![(0, Piece::Head)];
         let mut at = layout.head.len() as u64;
         for r in &layout.body {

@@ -74,12 +74,8 @@ pub async fn clip(
 }
 
 /// Plans the export, with the API's errors.
-fn open_export(
-    st: &super::AppState,
-    segs: &[crate::index::SegmentRow],
-    windows: &[(i64, i64)],
-) -> Result<Export, ApiError> {
-    crate::export::open_windows(&st.storage_root, segs, windows).map_err(|e| match e {
+pub(crate) fn export_error(e: ExportError) -> ApiError {
+    match e {
         ExportError::NoMedia => ApiError::not_found(
             "NoMedia",
             "no media of this camera between startTime and endTime",
@@ -89,16 +85,25 @@ fn open_export(
             format!("{e}: it was evicted while the export was planned; try again"),
         ),
         other => ApiError::internal(other.to_string()),
-    })
+    }
 }
 
-/// Checks the query and plans the file.
-fn plan(
+fn open_export(
     st: &super::AppState,
-    camera: &str,
-    q: &HashMap<String, String>,
+    segs: &[crate::index::SegmentRow],
+    windows: &[(i64, i64)],
 ) -> Result<Export, ApiError> {
-    check_camera(st, camera)?;
+    crate::export::open_windows(&st.storage_root, segs, windows).map_err(export_error)
+}
+
+/// The `startTime` and `endTime` of an export request (UTC ns), checked: both present, RFC 3339,
+/// end after start, at most `max_export` apart (`http.max_export`). Shared with `edgerec serve`.
+///
+/// Errors: 400 naming the rule.
+pub(crate) fn export_range(
+    q: &HashMap<String, String>,
+    max_export: std::time::Duration,
+) -> Result<(i64, i64), ApiError> {
     let time = |k: &str| -> Result<i64, ApiError> {
         let v = q.get(k).ok_or_else(|| {
             ApiError::bad(
@@ -115,7 +120,7 @@ fn plan(
             "endTime must be after startTime",
         ));
     }
-    let max = st.max_export.as_nanos() as i64;
+    let max = max_export.as_nanos() as i64;
     if end - start > max {
         return Err(ApiError::bad(
             "TimeRangeTooLong",
@@ -125,6 +130,17 @@ fn plan(
             ),
         ));
     }
+    Ok((start, end))
+}
+
+/// Checks the query and plans the file.
+fn plan(
+    st: &super::AppState,
+    camera: &str,
+    q: &HashMap<String, String>,
+) -> Result<Export, ApiError> {
+    check_camera(st, camera)?;
+    let (start, end) = export_range(q, st.max_export)?;
     let segs = st.catalog.segments(camera, start, end)?;
     // An EVR camera's recording is its clips, as in its VoD manifests (seed 004 via DESIGN 9).
     let evr = st
@@ -154,7 +170,12 @@ fn file_name(camera: &str, x: &Export) -> String {
     )
 }
 
-fn respond(camera: &str, x: Arc<Export>, method: &Method, headers: &HeaderMap) -> Response {
+pub(crate) fn respond(
+    camera: &str,
+    x: Arc<Export>,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
     let mut h = HeaderMap::new();
     let mut set = |k: header::HeaderName, v: String| {
         if let Ok(v) = HeaderValue::from_str(&v) {

@@ -17,12 +17,27 @@ pub struct Serve {
 impl Serve {
     /// Starts `edgerec serve` with `[store]` lines `store` (and `[cache]` lines `cache`).
     pub fn start(store: &str, cache: &str) -> Serve {
+        Self::start_with(store, cache, None)
+    }
+
+    /// [`Serve::start`] with an access token file holding `token`.
+    pub fn start_with(store: &str, cache: &str, token: Option<&str>) -> Serve {
         let dir = tempfile::tempdir().unwrap();
+        let http = match token {
+            Some(t) => {
+                let f = dir.path().join("tokens");
+                std::fs::write(&f, format!("{t}\n")).unwrap();
+                format!("token_file = \"{}\"\n", f.display())
+            }
+            None => String::new(),
+        };
         let port = free_port();
         let config = dir.path().join("cloud.toml");
         std::fs::write(
             &config,
-            format!("[store]\n{store}\n[http]\nlisten = \"127.0.0.1:{port}\"\n[cache]\n{cache}\n"),
+            format!(
+                "[store]\n{store}\n[http]\nlisten = \"127.0.0.1:{port}\"\n{http}[cache]\n{cache}\n"
+            ),
         )
         .unwrap();
         let log = dir.path().join("serve.log");
@@ -55,21 +70,29 @@ impl Serve {
         serde_json::from_str(&body).unwrap()
     }
 
-    /// The value of a `/metrics` line (name with labels).
-    pub fn metric(&self, name: &str) -> f64 {
-        let (_, text) = self.get("/metrics");
-        text.lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
-            .unwrap_or_else(|| panic!("{name} missing"))
-            .parse()
-            .unwrap()
-    }
-
     /// Store requests made so far (lists, whole GETs).
     pub fn store_requests(&self) -> (f64, f64) {
+        Self::store_requests_with(self, "")
+    }
+
+    /// [`Serve::store_requests`] presenting access token `token` (empty: none).
+    pub fn store_requests_with(&self, token: &str) -> (f64, f64) {
+        let path = if token.is_empty() {
+            "/metrics".to_owned()
+        } else {
+            format!("/metrics?token={token}")
+        };
+        let (_, text) = self.get(&path);
+        let m = |name: &str| -> f64 {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&format!("{name} ")))
+                .unwrap_or_else(|| panic!("{name} missing: {text}"))
+                .parse()
+                .unwrap()
+        };
         (
-            self.metric("edgerec_cloud_store_requests_total{kind=\"list\"}"),
-            self.metric("edgerec_cloud_store_requests_total{kind=\"get\"}"),
+            m("edgerec_cloud_store_requests_total{kind=\"list\"}"),
+            m("edgerec_cloud_store_requests_total{kind=\"get\"}"),
         )
     }
 
