@@ -16,7 +16,7 @@ CVE_PRODUCT = "edgerec"
 
 DEPENDS = "gstreamer1.0 gstreamer1.0-plugins-base sqlite3"
 
-PV = "0.5.0+git"
+PV = "0.6.0+git"
 
 SRC_URI = "git://github.com/edgerec/edgerec.git;protocol=https;branch=main"
 # The recipe lives in the repository it builds: pin a commit here for reproducible images.
@@ -46,6 +46,7 @@ python () {
 # browser page at /, with hls.js embedded: Apache-2.0, listed in edgerec-licenses.inc). A
 # record-only image leaves them out: PACKAGECONFIG:pn-edgerec = "". The RTSP test camera
 # (feature "testcam") needs gst-rtsp-server and is never shipped.
+# "cloud" (`edgerec serve`, playback from the object store) is for servers, never for an image.
 PACKAGECONFIG ??= "upload mqtt ui"
 PACKAGECONFIG[upload] = ""
 PACKAGECONFIG[mqtt] = ""
