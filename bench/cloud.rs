@@ -12,8 +12,11 @@
 //! `bash bench/cloud.sh` (needs `.ci/deps.sh`: moto and awscli in target/ci-venv). BENCH_DAYS
 //! (default 31) and BENCH_RUNS (default 20) change the size and the samples.
 
+#[path = "util.rs"]
+mod util;
+use util::{env_or, free_port, venv};
+
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,29 +34,6 @@ const S: i64 = 1_000_000_000;
 const SEG: i64 = 30 * S;
 /// Bytes of each benchmark segment object (the content is never read: index objects list them).
 const OBJECT_BYTES: usize = 256;
-
-fn venv(bin: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/ci-venv/bin")
-        .join(bin);
-    assert!(p.exists(), "{} missing: run bash .ci/deps.sh", p.display());
-    p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn env_or(name: &str, d: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
 
 /// A segment row as the uploader would describe it: 15 fragments of 2 s.
 fn row(start: i64) -> SegmentRow {

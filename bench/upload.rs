@@ -5,7 +5,10 @@
 //! `bash bench/upload.sh` (needs `.ci/deps.sh`: moto and awscli in target/ci-venv).
 //! BENCH_SEGMENTS and BENCH_SEGMENT_KIB change the backlog.
 
-use std::path::PathBuf;
+#[path = "util.rs"]
+mod util;
+use util::{env_or, free_port, venv};
+
 use std::process::{Command, Stdio};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -23,29 +26,6 @@ fn cpu_s(who: nix::sys::resource::UsageWho) -> f64 {
     };
     let t = |v: nix::sys::time::TimeVal| v.tv_sec() as f64 + v.tv_usec() as f64 / 1e6;
     t(u.user_time()) + t(u.system_time())
-}
-
-fn venv(bin: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/ci-venv/bin")
-        .join(bin);
-    assert!(p.exists(), "{} missing: run bash .ci/deps.sh", p.display());
-    p
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn env_or(name: &str, d: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
 }
 
 fn main() {

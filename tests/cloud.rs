@@ -27,16 +27,6 @@ const STORAGE: &str = "segment_length = \"PT30S\"\nmax_size_mib = 200\nmin_free_
 /// Frames per second of the test camera.
 const FPS: i64 = 25;
 
-fn uploaded(site: &Site) -> Vec<SegmentRow> {
-    let mut v: Vec<SegmentRow> = site
-        .complete()
-        .into_iter()
-        .filter(|s| s.uploaded_utc_ns.is_some())
-        .collect();
-    v.sort_by_key(|s| s.start_utc_ns);
-    v
-}
-
 fn frames_of(rows: &[SegmentRow]) -> usize {
     let ns: i64 = rows.iter().map(|r| r.duration_ns).sum();
     ((ns as f64) / (1e9 / FPS as f64)).round() as usize
@@ -85,12 +75,12 @@ fn two_gateways_play_from_the_cloud_after_their_cards_are_gone() {
     wait_for(
         Duration::from_secs(150),
         "two segments uploaded by each gateway",
-        || sites.iter().all(|s| uploaded(s).len() >= 2),
+        || sites.iter().all(|s| s.uploaded().len() >= 2),
     );
     // What each gateway answers for what it uploaded, while it still has its card.
     let mut expect = Vec::new();
     for s in &sites {
-        let up = uploaded(s);
+        let up = s.uploaded();
         let (from, to) = (up[0].start_utc_ns, up[up.len() - 1].end_utc_ns());
         let am = get_json(
             s,
@@ -188,7 +178,7 @@ fn media_evicted_before_upload_is_a_gap_in_the_cloud() {
     );
     let rec = Recorder::start(&site);
     wait_for(Duration::from_secs(90), "a first upload", || {
-        !uploaded(&site).is_empty()
+        !site.uploaded().is_empty()
     });
     proxy.stop(); // the uplink fails
     let mut seen: Vec<SegmentRow> = Vec::new();
@@ -221,9 +211,9 @@ fn media_evicted_before_upload_is_a_gap_in_the_cloud() {
     wait_for(
         Duration::from_secs(120),
         "an upload of media after the evicted span",
-        || uploaded(&site).iter().any(|s| s.start_utc_ns >= evicted_to),
+        || site.uploaded().iter().any(|s| s.start_utc_ns >= evicted_to),
     );
-    let up = uploaded(&site);
+    let up = site.uploaded();
     assert!(rec.terminate().0);
     // From the first segment recorded (uploaded, then evicted as the card filled).
     let first = seen.iter().map(|s| s.start_utc_ns).min().unwrap();
@@ -325,7 +315,7 @@ fn index_objects_spare_the_cloud_reading_segments() {
     std::fs::write(&site.config, format!("{text}[upload]{up}")).unwrap();
     let rec = Recorder::start(&site);
     wait_for(Duration::from_secs(90), "the backlog uploaded", || {
-        uploaded(&site).len() == 24
+        site.uploaded().len() == 24
     });
     let (_, _, m) = http_get(("127.0.0.1", site.http_port), "/metrics", &[]);
     let m = String::from_utf8_lossy(&m).into_owned();
@@ -341,7 +331,7 @@ fn index_objects_spare_the_cloud_reading_segments() {
         (1.0..=2.4).contains(&index_puts),
         "{index_puts} index objects"
     );
-    let rows = uploaded(&site);
+    let rows = site.uploaded();
     let (from, to) = (rows[0].start_utc_ns, rows[23].end_utc_ns());
     let store = format!("url = \"file://{}\"", share.path().display());
     let path = format!("/gw-d/cam/content.ism/{}", manifest("m3u8-aapl", from, to));
@@ -406,9 +396,9 @@ fn serve_reads_azure_blob_storage() {
     );
     let rec = Recorder::start(&site);
     wait_for(Duration::from_secs(90), "an upload to Azurite", || {
-        !uploaded(&site).is_empty()
+        !site.uploaded().is_empty()
     });
-    let up = uploaded(&site);
+    let up = site.uploaded();
     assert!(rec.terminate().0);
     let serve = Serve::start(&lines("az://fleet"), "");
     let (from, to) = (up[0].start_utc_ns, up[up.len() - 1].end_utc_ns());

@@ -20,16 +20,6 @@ fn upload_site(cam: &TestCam, storage: &str, upload: &str) -> Site {
     site
 }
 
-fn uploaded(site: &Site) -> Vec<SegmentRow> {
-    let mut v: Vec<SegmentRow> = site
-        .complete()
-        .into_iter()
-        .filter(|s| s.uploaded_utc_ns.is_some())
-        .collect();
-    v.sort_by_key(|s| s.start_utc_ns);
-    v
-}
-
 fn metric(site: &Site, name: &str) -> f64 {
     let (code, _, body) = http_get(("127.0.0.1", site.http_port), "/metrics", &[]);
     assert_eq!(code, 200);
@@ -71,7 +61,7 @@ fn s3_through_an_outage_and_throttling() {
     );
     let rec = Recorder::start(&site);
     wait_for(Duration::from_secs(90), "a first upload", || {
-        !uploaded(&site).is_empty()
+        !site.uploaded().is_empty()
     });
     assert_eq!(metric(&site, "edgerec_upload_online"), 1.0);
 
@@ -100,7 +90,7 @@ fn s3_through_an_outage_and_throttling() {
         "credentials must never be logged"
     );
 
-    let rows = uploaded(&site);
+    let rows = site.uploaded();
     assert!(rows.len() >= 3);
     assert_oldest_first(&rows);
     let keys = moto.keys("edge");
@@ -197,11 +187,11 @@ fn overflow_evicts_the_oldest_unuploaded_and_resumes_from_the_oldest_left() {
         .unwrap();
     proxy.restart();
     wait_for(Duration::from_secs(90), "uploads after the outage", || {
-        !uploaded(&site).is_empty()
+        !site.uploaded().is_empty()
     });
     let (ok, _) = rec.terminate();
     assert!(ok);
-    let rows = uploaded(&site);
+    let rows = site.uploaded();
     assert_oldest_first(&rows);
     let first = rows.iter().min_by_key(|s| s.uploaded_utc_ns).unwrap();
     assert!(
@@ -233,12 +223,12 @@ fn azure_blob_storage_via_azurite() {
     );
     let rec = Recorder::start(&site);
     wait_for(Duration::from_secs(90), "an upload to Azurite", || {
-        !uploaded(&site).is_empty()
+        !site.uploaded().is_empty()
     });
     let log = rec.log.clone();
     let (ok, _) = rec.terminate();
     assert!(ok, "{}", std::fs::read_to_string(log).unwrap_or_default());
-    for s in uploaded(&site) {
+    for s in site.uploaded() {
         let key = key_of("site-c", &s);
         let out = az.python(&format!(
             "b = svc.get_blob_client('edge', {key:?})\np = b.get_blob_properties()\n\
@@ -265,11 +255,11 @@ fn mounted_share() {
     );
     let rec = Recorder::start(&site);
     wait_for(Duration::from_secs(90), "an upload to the share", || {
-        !uploaded(&site).is_empty()
+        !site.uploaded().is_empty()
     });
     let (ok, _) = rec.terminate();
     assert!(ok);
-    for s in uploaded(&site) {
+    for s in site.uploaded() {
         let obj = share.path().join(key_of("", &s));
         let local = std::fs::read(site.store().join(&s.path)).unwrap();
         assert!(std::fs::read(&obj).unwrap() == local, "{}", obj.display());
@@ -333,5 +323,5 @@ fn a_missing_bucket_is_an_error_for_an_operator_and_recording_goes_on() {
     });
     let (ok, _) = rec.terminate();
     assert!(ok);
-    assert!(uploaded(&site).is_empty());
+    assert!(site.uploaded().is_empty());
 }

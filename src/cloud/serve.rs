@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path as UrlPath, Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -34,9 +34,8 @@ use crate::config::cloud::CloudConfig;
 use crate::config::valid_camera_id;
 use crate::http::auth::Tokens;
 use crate::http::{blocking, render_content, token_gate, CarryToken};
-use crate::playback::available::MAX_FULL_NS;
 use crate::playback::catalog::Recordings;
-use crate::playback::time::{format_full, parse_datetime, Unit};
+use crate::playback::time::{format_full, Unit};
 use crate::playback::ApiError;
 
 /// Most clips one `clips` answer lists.
@@ -95,14 +94,8 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
-async fn require_token(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
-    match token_gate(st.tokens.as_ref(), &req) {
-        Ok(t) => {
-            req.extensions_mut().insert(CarryToken(t));
-            next.run(req).await
-        }
-        Err(r) => *r,
-    }
+async fn require_token(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    token_gate(st.tokens.as_ref(), req, next).await
 }
 
 /// Checks the ids, and that the device has the camera.
@@ -192,22 +185,7 @@ async fn clips(
 ) -> Response {
     st.count(0);
     let r = blocking(move || {
-        let (Some(s), Some(e)) = (q.get("startTime"), q.get("endTime")) else {
-            return Err(ApiError::bad(
-                "MissingTimeRange",
-                "startTime and endTime are required (ISO 8601 date-times in UTC)",
-            ));
-        };
-        let s = parse_datetime(s)
-            .map_err(|m| ApiError::bad("InvalidTimeFormat", format!("startTime: {m}")))?;
-        let e = parse_datetime(e)
-            .map_err(|m| ApiError::bad("InvalidTimeFormat", format!("endTime: {m}")))?;
-        if s >= e || e - s > MAX_FULL_NS {
-            return Err(ApiError::bad(
-                "InvalidTimeRange",
-                "startTime must be before endTime, and they may be at most 25 hours apart",
-            ));
-        }
+        let (s, e) = crate::http::clips::clip_range(&q)?;
         check(&st, &device, &camera)?;
         let base = format!("{device}/{camera}");
         let mut found = Vec::new();
@@ -309,32 +287,8 @@ async fn media(
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
-    let query: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
-    let arg = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    if let Some(track) = arg("track") {
-        let (method, headers) = (req.method().clone(), req.headers().clone());
-        return crate::http::media::one_track(
-            row,
-            view,
-            &track,
-            arg("at").as_deref(),
-            method,
-            headers,
-        )
-        .await;
-    }
-    let mut h = HeaderMap::new();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("private, max-age=86400"),
-    );
-    let etag = format!("\"{}-{}\"", row.id, view.len());
-    crate::http::ranged::respond(view, &etag, h, req.method(), req.headers())
+    // Objects do not change: a day in a private cache.
+    crate::http::media::serve_segment(row, view, "private, max-age=86400", req).await
 }
 
 /// `export.mp4?startTime=..&endTime=..`: the range as one MP4 file, built by

@@ -65,6 +65,30 @@ fn rejection(r: crate::events::Rejection) -> ApiError {
     }
 }
 
+/// The `startTime` and `endTime` of a clip list (UTC ns): both required, ISO 8601, at most 25
+/// hours apart. Shared with `edgerec serve`.
+///
+/// Errors: 400 naming the rule.
+pub(crate) fn clip_range(q: &HashMap<String, String>) -> Result<(i64, i64), ApiError> {
+    let (Some(s), Some(e)) = (q.get("startTime"), q.get("endTime")) else {
+        return Err(ApiError::bad(
+            "MissingTimeRange",
+            "startTime and endTime are required (ISO 8601 date-times in UTC)",
+        ));
+    };
+    let s = parse_datetime(s)
+        .map_err(|m| ApiError::bad("InvalidTimeFormat", format!("startTime: {m}")))?;
+    let e = parse_datetime(e)
+        .map_err(|m| ApiError::bad("InvalidTimeFormat", format!("endTime: {m}")))?;
+    if s >= e || e - s > MAX_FULL_NS {
+        return Err(ApiError::bad(
+            "InvalidTimeRange",
+            "startTime must be before endTime, and they may be at most 25 hours apart",
+        ));
+    }
+    Ok((s, e))
+}
+
 /// `GET /api/cameras/{camera}/clips?startTime=..&endTime=..` (ISO 8601 UTC, at most 25 hours
 /// apart, as availableMedia at full precision): the clips whose window overlaps the range.
 pub async fn list(
@@ -73,22 +97,7 @@ pub async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let r = blocking(move || {
-        let (Some(s), Some(e)) = (q.get("startTime"), q.get("endTime")) else {
-            return Err(ApiError::bad(
-                "MissingTimeRange",
-                "startTime and endTime are required (ISO 8601 date-times in UTC)",
-            ));
-        };
-        let s = parse_datetime(s)
-            .map_err(|m| ApiError::bad("InvalidTimeFormat", format!("startTime: {m}")))?;
-        let e = parse_datetime(e)
-            .map_err(|m| ApiError::bad("InvalidTimeFormat", format!("endTime: {m}")))?;
-        if s >= e || e - s > MAX_FULL_NS {
-            return Err(ApiError::bad(
-                "InvalidTimeRange",
-                "startTime must be before endTime, and they may be at most 25 hours apart",
-            ));
-        }
+        let (s, e) = clip_range(&q)?;
         check_camera(&st, &camera)?;
         let mut clips = st.catalog.clips(&camera, s, e)?;
         clips.truncate(MAX_CLIPS);

@@ -63,6 +63,23 @@ pub async fn media(
         Ok(x) => x,
         Err(e) => return e.into_response(),
     };
+    let cache = if crate::playback::catalog::is_open(&row) {
+        "no-cache"
+    } else {
+        "private, max-age=86400"
+    };
+    serve_segment(row, Arc::new(view), cache, req).await
+}
+
+/// Answers a media request for segment `row` as `view` serves it: one track
+/// (`?track=..&at=..`, [`one_track`]) or the whole file with ranges, typed `video/mp4`, with
+/// `Cache-Control: cache` and a strong `ETag`. Shared by `edgerec run` and `edgerec serve`.
+pub(crate) async fn serve_segment(
+    row: crate::index::SegmentRow,
+    view: Arc<PlaybackView>,
+    cache: &'static str,
+    req: Request,
+) -> Response {
     let query: Vec<(String, String)> = req
         .uri()
         .query()
@@ -71,28 +88,13 @@ pub async fn media(
     let arg = |k: &str| query.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     if let Some(track) = arg("track") {
         let (method, headers) = (req.method().clone(), req.headers().clone());
-        return one_track(
-            row,
-            Arc::new(view),
-            &track,
-            arg("at").as_deref(),
-            method,
-            headers,
-        )
-        .await;
+        return one_track(row, view, &track, arg("at").as_deref(), method, headers).await;
     }
     let mut h = HeaderMap::new();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("video/mp4"));
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static(if crate::playback::catalog::is_open(&row) {
-            "no-cache"
-        } else {
-            "private, max-age=86400"
-        }),
-    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     let etag = format!("\"{}-{}\"", row.id, view.len());
-    super::ranged::respond(Arc::new(view), &etag, h, req.method(), req.headers())
+    super::ranged::respond(view, &etag, h, req.method(), req.headers())
 }
 
 /// Bytes made in memory (one track's init segment or fragment).
@@ -116,7 +118,7 @@ impl super::ranged::ByteSource for Made {
 /// `?track=video|audio&at=init|<offset>`: one track of a file with audio and video, cut out
 /// of the muxed bytes ([`crate::playback::split`]) for DASH's separate adaptation sets. `at`
 /// is `init` or the byte offset of one of the segment's fragments.
-pub(crate) async fn one_track(
+async fn one_track(
     row: crate::index::SegmentRow,
     view: Arc<PlaybackView>,
     track: &str,

@@ -176,42 +176,39 @@ fn url_query(q: &str) -> HashMap<String, String> {
 #[derive(Clone)]
 pub(crate) struct CarryToken(pub(crate) Option<String>);
 
-/// The access check of every route but `/healthz` (and the page): `Ok` with the token to carry
-/// into media URLs (`None` when no token is needed), or the 401 to answer. Shared by
-/// `edgerec run` and `edgerec serve`.
-pub(crate) fn token_gate(
+/// The access check of every route but `/healthz` (and the page): passes the request on with
+/// the token to carry into media URLs ([`CarryToken`]; `None` when no token is needed), or
+/// answers 401. Shared by `edgerec run` and `edgerec serve`.
+pub(crate) async fn token_gate(
     tokens: Option<&auth::Tokens>,
-    req: &Request,
-) -> Result<Option<String>, Box<Response>> {
-    let Some(tokens) = tokens else {
-        return Ok(None);
-    };
-    match presented_token(req) {
-        Some(t) if tokens.accepts(&t) => Ok(Some(t)),
-        presented => {
-            warn!(path = %req.uri().path(), token_given = presented.is_some(),
-                  "HTTP request refused: missing or wrong access token");
-            let mut r = ApiError {
-                status: 401,
-                code: "Unauthorized",
-                message: "a valid access token is required (Authorization: Bearer <token> or ?token=<token>)".into(),
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let carry = match tokens {
+        None => None,
+        Some(tokens) => match presented_token(&req) {
+            Some(t) if tokens.accepts(&t) => Some(t),
+            presented => {
+                warn!(path = %req.uri().path(), token_given = presented.is_some(),
+                      "HTTP request refused: missing or wrong access token");
+                let mut r = ApiError {
+                    status: 401,
+                    code: "Unauthorized",
+                    message: "a valid access token is required (Authorization: Bearer <token> or ?token=<token>)".into(),
+                }
+                .into_response();
+                r.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                return r;
             }
-            .into_response();
-            r.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            Err(Box::new(r))
-        }
-    }
+        },
+    };
+    req.extensions_mut().insert(CarryToken(carry));
+    next.run(req).await
 }
 
-async fn require_token(State(st): State<Shared>, mut req: Request, next: Next) -> Response {
-    match token_gate(st.tokens.as_ref(), &req) {
-        Ok(t) => {
-            req.extensions_mut().insert(CarryToken(t));
-            next.run(req).await
-        }
-        Err(r) => *r,
-    }
+async fn require_token(State(st): State<Shared>, req: Request, next: Next) -> Response {
+    token_gate(st.tokens.as_ref(), req, next).await
 }
 
 /// Checks the camera id and that the camera is configured or has media.

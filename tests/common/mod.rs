@@ -312,6 +312,19 @@ impl Site {
     }
 }
 
+impl Site {
+    /// The complete segments the uploader has uploaded (per the index), by start.
+    pub fn uploaded(&self) -> Vec<SegmentRow> {
+        let mut v: Vec<SegmentRow> = self
+            .complete()
+            .into_iter()
+            .filter(|s| s.uploaded_utc_ns.is_some())
+            .collect();
+        v.sort_by_key(|s| s.start_utc_ns);
+        v
+    }
+}
+
 /// A running `edgerec run`.
 pub struct Recorder {
     pub child: Child,
