@@ -130,13 +130,6 @@ impl Uploader {
                     None => self.upload(&seg, stop).await,
                     Some(h) => self.upload_pieces(&seg, h, stop).await,
                 };
-                let result = match result {
-                    Ok(Some(n)) if !self.evr_horizons.contains_key(&seg.camera) => {
-                        self.batcher.add(&seg.camera, IndexEntry::of(&seg));
-                        self.write_index(&seg.camera).await.map(|()| Some(n))
-                    }
-                    r => r,
-                };
                 match result {
                     Ok(None) => {} // gone from the card since it was listed
                     Ok(Some(bytes)) => {
@@ -164,6 +157,17 @@ impl Uploader {
                             s.uploaded_segments += 1;
                             s.uploaded_bytes += bytes;
                         });
+                        // Its hour index object, when the batch is due. A failure here leaves
+                        // the entries pending (the segment itself is up) and ends the pass.
+                        if !self.evr_horizons.contains_key(&seg.camera) {
+                            self.batcher.add(&seg.camera, IndexEntry::of(&seg));
+                            if let Err(f) = self.write_index(&seg.camera).await {
+                                if let Some(wait) = self.failed(&seg.camera, f, &mut backoff) {
+                                    sleep_unless(stop, wait).await;
+                                    break;
+                                }
+                            }
+                        }
                     }
                     Err(f) => match self.failed(&seg.camera, f, &mut backoff) {
                         None => waiting += 1,
