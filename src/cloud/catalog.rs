@@ -47,6 +47,9 @@ type Listed = (i64, i64, ObjectMeta);
 /// An hour index object from a listing: its hour ([`hour_of`]) and the object.
 type HourObject = (i64, ObjectMeta);
 
+/// The least time a listing of the root (devices) or of a device (cameras) is reused.
+const FOLDER_TTL: Duration = Duration::from_secs(60);
+
 /// Nanoseconds per day.
 const DAY_NS: i64 = 86_400 * NS_PER_S;
 
@@ -185,14 +188,25 @@ impl CloudStore {
     /// The listing of `folder` (a full key prefix without the trailing `/`), reused for the
     /// listing TTL.
     pub fn listing(&self, folder: &str) -> Result<Arc<Listing>, ApiError> {
+        self.rt.block_on(self.listing_async(folder, self.ttl))
+    }
+
+    /// The device and camera folders of `folder` (`<root>` or `<root>/<device>`): reused for at
+    /// least [`FOLDER_TTL`], since cameras come and go far more rarely than segments.
+    fn folders_of(&self, folder: &str) -> Result<Arc<Listing>, ApiError> {
+        self.rt
+            .block_on(self.listing_async(folder, self.ttl.max(FOLDER_TTL)))
+    }
+
+    /// [`Self::listing`], reused for `ttl`.
+    async fn listing_async(&self, folder: &str, ttl: Duration) -> Result<Arc<Listing>, ApiError> {
         let key = folder.to_owned();
-        if let Some(l) = self.listings.get(&key, Some(self.ttl)) {
+        if let Some(l) = self.listings.get(&key, Some(ttl)) {
             return Ok(l);
         }
         self.counters.lists.fetch_add(1, Ordering::Relaxed);
         let p = (!folder.is_empty()).then(|| ObjectPath::from(folder));
-        let (prefixes, objects) = match self.rt.block_on(self.store.list_with_delimiter(p.as_ref()))
-        {
+        let (prefixes, objects) = match self.store.list_with_delimiter(p.as_ref()).await {
             Ok(r) => (r.common_prefixes, r.objects),
             // A folder that is not there (a local directory) holds nothing.
             Err(object_store::Error::NotFound { .. }) => (Vec::new(), Vec::new()),
@@ -214,6 +228,15 @@ impl CloudStore {
     /// The objects of `folder` whose names sort after `after` (S3 `start-after`), reused for the
     /// listing TTL.
     pub fn listing_after(&self, folder: &str, after: &str) -> Result<Arc<Listing>, ApiError> {
+        self.rt.block_on(self.listing_after_async(folder, after))
+    }
+
+    /// [`Self::listing_after`] as a future.
+    async fn listing_after_async(
+        &self,
+        folder: &str,
+        after: &str,
+    ) -> Result<Arc<Listing>, ApiError> {
         let key = format!("{folder}\0{after}");
         if let Some(l) = self.listings.get(&key, Some(self.ttl)) {
             return Ok(l);
@@ -222,12 +245,10 @@ impl CloudStore {
         let prefix = ObjectPath::from(folder);
         let offset = ObjectPath::from(format!("{folder}/{after}"));
         let objects: Vec<ObjectMeta> = self
-            .rt
-            .block_on(
-                self.store
-                    .list_with_offset(Some(&prefix), &offset)
-                    .try_collect(),
-            )
+            .store
+            .list_with_offset(Some(&prefix), &offset)
+            .try_collect::<Vec<_>>()
+            .await
             .or_else(|e| match e {
                 object_store::Error::NotFound { .. } => Ok(Vec::new()),
                 e => Err(store_err(e)),
@@ -254,7 +275,7 @@ impl CloudStore {
     /// The devices: folders at the fleet root.
     pub fn devices(&self) -> Result<Vec<String>, ApiError> {
         Ok(self
-            .listing(&self.under(""))?
+            .folders_of(&self.under(""))?
             .folders
             .iter()
             .filter(|d| super::valid_device_id(d))
@@ -265,7 +286,7 @@ impl CloudStore {
     /// The cameras of `device`: its folders with a valid camera id.
     pub fn cameras(&self, device: &str) -> Result<Vec<String>, ApiError> {
         Ok(self
-            .listing(&self.under(device))?
+            .folders_of(&self.under(device))?
             .folders
             .iter()
             .filter(|c| crate::config::valid_camera_id(c))
@@ -545,18 +566,32 @@ impl CameraView<'_> {
             return Ok(Default::default());
         }
         let (d0, d1) = (Unit::Day.of(from - MAX_SEGMENT_NS), Unit::Day.of(to - 1));
+        // The days' listings at once. The day before the range only for segments that start
+        // late enough to reach into it: its last few minutes (S3 `start-after`).
+        let first_day = Unit::Day.of(from);
+        let after = crate::upload::hour_index::segment_name(from - MAX_SEGMENT_NS, 0);
+        let folders: Vec<(UnitIndex, String)> = (d0..=d1)
+            .map(|d| (d, format!("{}/{}", self.base, day_path(d))))
+            .collect();
+        let st = self.st;
+        let listings = st
+            .rt
+            .block_on(futures_util::future::try_join_all(folders.iter().map(
+                |(day, folder)| {
+                    let after = &after;
+                    async move {
+                        if *day < first_day {
+                            st.listing_after_async(folder, after).await
+                        } else {
+                            st.listing_async(folder, st.ttl).await
+                        }
+                    }
+                },
+            )))?;
         let mut out = Vec::new();
         let mut indexes = Vec::new();
-        for day in d0..=d1 {
-            let folder = format!("{}/{}", self.base, day_path(day));
-            // The day before the range only for segments that start late enough to reach
-            // into it: its last few minutes (S3 `start-after`).
-            let l = if day < Unit::Day.of(from) {
-                let after = crate::upload::hour_index::segment_name(from - MAX_SEGMENT_NS, 0);
-                self.st.listing_after(&folder, &after)?
-            } else {
-                self.st.listing(&folder)?
-            };
+        for ((day, _), l) in folders.iter().zip(listings) {
+            let day = *day;
             out.extend(
                 segments_of(&l.objects)
                     .into_iter()
