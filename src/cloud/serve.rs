@@ -191,7 +191,7 @@ async fn clips(
         let mut found = Vec::new();
         for day in Unit::Day.of(s)..=Unit::Day.of(e) {
             let t = crate::store::layout::utc(Unit::Day.start_ns(day));
-            let folder = st.store_folder(&format!(
+            let folder = st.store.folder(&format!(
                 "{base}/{:04}/{:02}/{:02}",
                 t.year(),
                 u8::from(t.month()),
@@ -220,12 +220,6 @@ async fn clips(
     })
     .await;
     r.unwrap_or_else(IntoResponse::into_response)
-}
-
-impl CloudState {
-    fn store_folder(&self, rel: &str) -> String {
-        self.store.folder(rel)
-    }
 }
 
 async fn content(

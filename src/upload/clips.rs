@@ -21,7 +21,7 @@ use object_store::path::Path as ObjectPath;
 use crate::evr::clip::{covered, event_json, extent, FragmentSpan};
 use crate::index::{ClipRow, Index, IndexError, SegmentRow};
 use crate::playback::time::format_full;
-use crate::store::layout::{segment_stem, utc};
+use crate::store::layout::segment_stem;
 
 /// The pieces of `seg` (an EVR camera's) that its clips keep, one object each: its fragments
 /// in the segment file. `None` if it is not final yet
@@ -69,18 +69,10 @@ pub fn read_piece(path: &Path, seg: &SegmentRow, p: &FragmentSpan) -> std::io::R
 }
 
 fn dated(prefix: &str, camera: &str, start_utc_ns: i64, name: String) -> ObjectPath {
-    let d = utc(start_utc_ns);
-    let key = format!(
-        "{camera}/{:04}/{:02}/{:02}/{name}",
-        d.year(),
-        u8::from(d.month()),
-        d.day()
-    );
-    if prefix.is_empty() {
-        ObjectPath::from(key)
-    } else {
-        ObjectPath::from(format!("{prefix}/{key}"))
-    }
+    ObjectPath::from(format!(
+        "{}{name}",
+        super::hour_index::day_folder(prefix, camera, start_utc_ns)
+    ))
 }
 
 /// The object key of a media piece.

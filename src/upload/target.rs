@@ -13,7 +13,6 @@ use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 
 use crate::config::{UploadConfig, UploadTarget};
 use crate::index::SegmentRow;
-use crate::store::layout::{segment_stem, utc};
 
 /// Builds the store. S3 sends a SHA-256 checksum with every PUT and part, which the store
 /// verifies. The client's own retries are kept short (2 retries within 20 s): outages are
@@ -79,21 +78,12 @@ pub fn build(cfg: &UploadConfig) -> anyhow::Result<Arc<dyn ObjectStore>> {
 /// The object key of a segment: `<prefix>/<camera>/<YYYY>/<MM>/<DD>/<start>_<duration_ms>.mp4`
 /// (start as in the segment's file name, e.g. `20191221T040108.123Z`; date of the start, UTC).
 pub fn object_key(prefix: &str, s: &SegmentRow) -> ObjectPath {
-    let d = utc(s.start_utc_ns);
-    let name = format!(
-        "{}/{:04}/{:02}/{:02}/{}_{}.mp4",
-        s.camera,
-        d.year(),
-        u8::from(d.month()),
-        d.day(),
-        segment_stem(s.start_utc_ns),
-        s.duration_ns / 1_000_000
-    );
-    if prefix.is_empty() {
-        ObjectPath::from(name)
-    } else {
-        ObjectPath::from(format!("{prefix}/{name}"))
-    }
+    use super::hour_index::{day_folder, segment_name};
+    ObjectPath::from(format!(
+        "{}{}",
+        day_folder(prefix, &s.camera, s.start_utc_ns),
+        segment_name(s.start_utc_ns, s.duration_ns)
+    ))
 }
 
 /// Whether a failed upload is worth retrying soon: connection failures, timeouts, 5xx and
