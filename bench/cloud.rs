@@ -6,11 +6,13 @@
 //! process, and `aws s3api list-objects-v2` (awscli, paginated).
 //!
 //! Also: media bytes through the server next to the same byte ranges read straight from the
-//! store (what a signed URL would cost), and the gateway's storage transactions per camera-hour
-//! (the uploader's batching rule over a simulated day at PT30S and PT5M).
+//! store with presigned S3 URLs, over copies of a real recorded segment (`BENCH_SEGMENT`); and
+//! the gateway's storage transactions per camera-hour (the uploader's batching rule over a
+//! simulated week at PT30S, PT60S, PT120S and PT5M).
 //!
-//! `bash bench/cloud.sh` (needs `.ci/deps.sh`: moto and awscli in target/ci-venv). BENCH_DAYS
-//! (default 31) and BENCH_RUNS (default 20) change the size and the samples.
+//! `bash bench/cloud.sh` (needs `.ci/deps.sh`: moto and awscli in target/ci-venv; it records the
+//! segment first with bench/segment.sh). BENCH_DAYS (default 31), BENCH_RUNS (default 20) and
+//! BENCH_MEDIA_SEGMENTS (default 40) change the size and the samples.
 
 #[path = "util.rs"]
 mod util;
@@ -65,13 +67,15 @@ fn row(start: i64) -> SegmentRow {
     }
 }
 
-/// One plain HTTP/1.1 GET: (status, body bytes, seconds).
-fn get(port: u16, path: &str) -> (u16, usize, f64) {
+/// One plain HTTP/1.1 GET of `path` (with its query) on 127.0.0.1:`port`, a new connection
+/// each time, with `Range: bytes=a-b` when `range` is given: (status, body, seconds).
+fn request(port: u16, path: &str, range: Option<(u64, u64)>) -> (u16, Vec<u8>, f64) {
     let t = Instant::now();
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let range = range.map_or(String::new(), |(a, b)| format!("Range: bytes={a}-{b}\r\n"));
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{range}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut buf = Vec::new();
@@ -79,13 +83,246 @@ fn get(port: u16, path: &str) -> (u16, usize, f64) {
     let secs = t.elapsed().as_secs_f64();
     let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
     let status = std::str::from_utf8(&buf[9..12]).unwrap().parse().unwrap();
-    (status, buf.len() - head_end - 4, secs)
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    assert!(
+        !head.contains("transfer-encoding: chunked"),
+        "chunked bodies are not decoded here"
+    );
+    (status, buf.split_off(head_end + 4), secs)
+}
+
+/// [`request`] without a range: (status, body length, seconds).
+fn get(port: u16, path: &str) -> (u16, usize, f64) {
+    let (st, body, secs) = request(port, path, None);
+    (st, body.len(), secs)
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let i = ((v.len() as f64 - 1.0) * p).round() as usize;
     v[i]
+}
+
+/// Copies of a real segment in the store, back to back: [`put_media`] writes them.
+struct Media {
+    /// Start of the first copy, ns since 1970 (UTC).
+    t0: i64,
+    /// Copies.
+    copies: i64,
+    /// Distance between copies (the segment's duration rounded up to a millisecond), ns.
+    dur: i64,
+    /// Fragments per copy.
+    fragments: usize,
+    /// Object key of each copy by its start in ms.
+    keys: std::collections::HashMap<i64, String>,
+}
+
+/// Writes `copies` copies of the real segment `BENCH_SEGMENT` (bench/segment.sh records it),
+/// back to back from `t_media`, as camera `media` of device `gw` with their hour index objects.
+/// Before `serve` starts: it reuses the device's camera listing for 60 s.
+fn put_media(
+    rt: &tokio::runtime::Runtime,
+    store: &Arc<dyn ObjectStore>,
+    t_media: i64,
+    copies: i64,
+) -> Media {
+    let seg = std::env::var("BENCH_SEGMENT")
+        .expect("BENCH_SEGMENT (a recorded segment file) missing: run bash bench/cloud.sh");
+    let bytes = std::fs::read(&seg).unwrap();
+    let scan = edgerec::mp4::scan_file(std::path::Path::new(&seg)).unwrap();
+    // Back to back, on whole milliseconds (the key names carry milliseconds).
+    let dur = (scan.duration_ns().div_ceil(1_000_000) * 1_000_000) as i64;
+    let mut by_hour: std::collections::BTreeMap<i64, Vec<IndexEntry>> = Default::default();
+    let mut keys = std::collections::HashMap::new();
+    let mut puts = Vec::new();
+    for i in 0..copies {
+        let start = t_media + i * dur;
+        let r = SegmentRow {
+            camera: "media".into(),
+            start_utc_ns: start,
+            duration_ns: scan.duration_ns() as i64,
+            size_bytes: scan.valid_len as i64,
+            init_size_bytes: scan.init_size as i64,
+            fragments: edgerec::store::recover::fragment_entries(&scan),
+            codec: scan.codec.clone(),
+            audio_codec: scan.audio_codec.clone(),
+            timescale: scan.timescale,
+            ..row(start)
+        };
+        let e = IndexEntry::of(&r);
+        let key = format!(
+            "gw/{}{}",
+            hour_index::day_folder("", "media", start),
+            e.name
+        );
+        keys.insert(start / 1_000_000, key.clone());
+        puts.push((key, bytes.clone()));
+        by_hour
+            .entry(hour_index::hour_of(start))
+            .or_default()
+            .push(e);
+    }
+    for (h, segments) in by_hour {
+        let doc = HourIndex {
+            version: hour_index::VERSION,
+            camera: "media".into(),
+            hour: hour_index::hour_label(h),
+            segments,
+        };
+        let key = hour_index::index_key("gw", "media", h).to_string();
+        puts.push((key, serde_json::to_vec(&doc).unwrap()));
+    }
+    for (k, b) in puts {
+        rt.block_on(store.put(&object_store::path::Path::from(k), PutPayload::from(b)))
+            .unwrap();
+    }
+    Media {
+        t0: t_media,
+        copies,
+        dur,
+        fragments: scan.fragments.len(),
+        keys,
+    }
+}
+
+/// Media through `serve` next to the same bytes straight from the store with signed URLs, over
+/// the copies [`put_media`] wrote. Every fragment of the HLS playlist over them is fetched, one
+/// request at a time on a new connection each: `media/<id>.mp4` with its byte range from
+/// `serve`, and the same byte range of the object from a presigned S3 URL (what a player would
+/// fetch if manifests pointed into the store).
+fn media_vs_signed(
+    rt: &tokio::runtime::Runtime,
+    endpoint: &str,
+    http_port: u16,
+    m: &Media,
+    counters: &edgerec::cloud::catalog::StoreCounters,
+) {
+    let Media {
+        t0: t_media,
+        copies,
+        dur,
+        ref keys,
+        ..
+    } = *m;
+    // The playlist's fragments: (media id, first byte, last byte).
+    let m3u8 = format!(
+        "/gw/media/content.ism/manifest(format=m3u8-aapl,startTime={},endTime={}).m3u8",
+        format_full(t_media),
+        format_full(t_media + copies * dur)
+    );
+    let (st, body, _) = request(http_port, &m3u8, None);
+    assert_eq!(st, 200, "{m3u8}");
+    let mut frags = Vec::new();
+    let mut range = None;
+    for line in String::from_utf8(body).unwrap().lines() {
+        if let Some(r) = line.strip_prefix("#EXT-X-BYTERANGE:") {
+            let (n, o) = r.split_once('@').unwrap();
+            let (n, o): (u64, u64) = (n.parse().unwrap(), o.parse().unwrap());
+            range = Some((o, o + n - 1));
+        } else if let (Some(id), Some((a, b))) = (line.strip_prefix("media/"), range.take()) {
+            let id: i64 = id.trim_end_matches(".mp4").parse().unwrap();
+            frags.push((id, a, b));
+        }
+    }
+    let fragments_expected: usize = copies as usize * m.fragments;
+    assert_eq!(
+        frags.len(),
+        fragments_expected,
+        "one playlist entry per fragment"
+    );
+
+    let s3 = object_store::aws::AmazonS3Builder::new()
+        .with_endpoint(endpoint)
+        .with_bucket_name("fleet")
+        .with_access_key_id("testing")
+        .with_secret_access_key("testing")
+        .with_region("us-east-1")
+        .with_allow_http(true)
+        .with_virtual_hosted_style_request(false)
+        .build()
+        .unwrap();
+    let store_port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let (mut via_serve, mut via_url, mut differ) = (Vec::new(), Vec::new(), 0);
+    let (mut cold, mut bytes_total) = (0.0, 0u64);
+    let passes = 3;
+    let ranged = || {
+        counters
+            .range_gets
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    let mut warm_gets = 0;
+    for pass in 0..passes {
+        let before = ranged();
+        for &(id, a, b) in &frags {
+            let path = format!("/gw/media/content.ism/media/{id}.mp4");
+            let (st, served, secs) = request(http_port, &path, Some((a, b)));
+            assert_eq!(st, 206, "{path}");
+            assert_eq!(served.len() as u64, b - a + 1);
+            // Signing is the server's work in either design, not the fetch's: done untimed.
+            let key = object_store::path::Path::from(keys[&(id / 1_000_000)].as_str());
+            let url = rt
+                .block_on(object_store::signer::Signer::signed_url(
+                    &s3,
+                    object_store::signer::Method::GET,
+                    &key,
+                    Duration::from_secs(600),
+                ))
+                .unwrap();
+            let path_q = format!("{}?{}", url.path(), url.query().unwrap_or(""));
+            let (st, raw, usecs) = request(store_port, &path_q, Some((a, b)));
+            assert_eq!(st, 206, "presigned GET");
+            assert_eq!(raw.len(), served.len());
+            if pass == 0 {
+                cold += secs;
+                bytes_total += raw.len() as u64;
+                differ += usize::from(raw != served);
+            } else {
+                via_serve.push(secs);
+                via_url.push(usecs);
+            }
+        }
+        if pass > 0 {
+            warm_gets += ranged() - before;
+        }
+    }
+    let (sum_s, sum_u): (f64, f64) = (via_serve.iter().sum(), via_url.iter().sum());
+    let mbps = |secs: f64| (passes - 1) as f64 * bytes_total as f64 * 8.0 / secs / 1e6;
+    println!(
+        "\nmedia: {} fragments ({} segments of {:.1} s, {:.1} MB), each fetched {} times after a first (cold) pass of {:.2} s through serve",
+        frags.len(),
+        copies,
+        dur as f64 / 1e9,
+        bytes_total as f64 / 1e6,
+        passes - 1,
+        cold
+    );
+    println!(
+        "\n| media path | p50 per fragment | p99 | throughput | ratio to the signed URL (p50) |"
+    );
+    println!("|---|---|---|---|---|");
+    let (s50, s99) = (pct(&mut via_serve.clone(), 0.5), pct(&mut via_serve, 0.99));
+    let (u50, u99) = (pct(&mut via_url.clone(), 0.5), pct(&mut via_url, 0.99));
+    println!(
+        "| serve media/<id>.mp4 | {:.2} ms | {:.2} ms | {:.0} Mbit/s | {:.2} |",
+        s50 * 1e3,
+        s99 * 1e3,
+        mbps(sum_s),
+        s50 / u50
+    );
+    println!(
+        "| presigned S3 URL, same byte range | {:.2} ms | {:.2} ms | {:.0} Mbit/s | 1.00 |",
+        u50 * 1e3,
+        u99 * 1e3,
+        mbps(sum_u)
+    );
+    println!(
+        "fragments whose bytes differ between the two (serve adds the segment's base to tfdt): {differ} of {}",
+        frags.len()
+    );
+    println!(
+        "serve's ranged GETs to the store per fragment request (after the first pass): {:.2}",
+        warm_gets as f64 / via_serve.len() as f64
+    );
 }
 
 fn main() {
@@ -180,6 +417,9 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
 
+    let copies = env_or("BENCH_MEDIA_SEGMENTS", 40) as i64;
+    let media = put_media(&rt, &store, t0 + days * 86_400 * S, copies);
+
     // The server: listings are not reused between requests (TTL 0), so every request lists
     // what it needs; index objects are kept by ETag (they are immutable until rewritten).
     let cloud = CloudStore::new(
@@ -233,17 +473,26 @@ fn main() {
         ),
     ];
     println!(
-        "\n| request | serve p50 | serve p99 | first | list (object_store) p50 | list (aws s3api) p50 | serve p50 / list p50 | serve p50 / aws p50 |"
+        "\n| request | serve p50 | serve p99 | first | serve listings per answer | day folders listed by the peers | list (object_store) p50 | list (aws s3api) p50 | serve p50 / list p50 | serve p50 / aws p50 |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for (name, path, from, to) in &cases {
         let mut t = Vec::new();
+        let lists = || {
+            state
+                .store
+                .counters
+                .lists
+                .load(std::sync::atomic::Ordering::Relaxed)
+        };
+        let lists_before = lists();
         for _ in 0..runs {
             let (st, len, secs) = get(http_port, path);
             assert_eq!(st, 200, "{path}");
             assert!(len > 10);
             t.push(secs);
         }
+        let serve_lists = (lists() - lists_before) as f64 / runs as f64;
         let first = t[0];
         let (p50, p99) = (pct(&mut t.clone(), 0.5), pct(&mut t, 0.99));
         // The same key range, plainly listed: the day folders the range touches.
@@ -289,16 +538,19 @@ fn main() {
         }
         let ap50 = pct(&mut a, 0.5);
         println!(
-            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.2} | {:.2} |",
+            "| {name} | {:.1} ms | {:.1} ms | {:.1} ms | {serve_lists:.1} | {} | {:.1} ms | {:.1} ms | {:.2} | {:.2} |",
             p50 * 1e3,
             p99 * 1e3,
             first * 1e3,
+            prefixes.len(),
             lp50 * 1e3,
             ap50 * 1e3,
             p50 / lp50,
             p50 / ap50
         );
     }
+    media_vs_signed(&rt, &endpoint, http_port, &media, &state.store.counters);
+
     let c = &state.store.counters;
     println!(
         "\nserve store requests in all: {} listings, {} GETs",

@@ -24,23 +24,12 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 cport=$(freeport); hport=$(freeport)
-"$bin/edgerec-testcam" --port "$cport" --width 1280 --height 720 --bitrate 4000 --gop 50 > "$work/cam.log" 2>&1 &
-for _ in $(seq 50); do grep -q READY "$work/cam.log" && break; sleep 0.1; done
 conf() { # $1: enabled
   printf 'device_id = "bench"\n[storage]\npath = "%s/store"\nmax_size_mib = 4096\nmin_free_mib = 0\nsegment_length = "PT30S"\n[[camera]]\nid = "cam"\nurl = "rtsp://127.0.0.1:%s/stream"\nenabled = %s\n[http]\nlisten = "127.0.0.1:%s"\nmax_export = "P1D"\n' \
     "$work" "$cport" "$1" "$hport" > "$work/edgerec.toml"
 }
-conf true
-"$bin/edgerec" run --config "$work/edgerec.toml" 2> "$work/rec.log" &
-rec=$!
-# The first segment ends on a 30 s boundary of the clock and is shorter: take the second, whole one.
-for _ in $(seq 900); do
-  [ -n "$(find "$work/store/media" -name '*.mp4' 2>/dev/null | sed -n 3p)" ] && break
-  sleep 0.1
-done
-kill -INT "$rec"; wait "$rec" || true
-seg=$(find "$work/store/media" -name '*.mp4' | sort | sed -n 2p)
-[ -n "$seg" ] || { cat "$work/rec.log"; echo "no segment recorded" >&2; exit 1; }
+seg=$(bash bench/segment.sh "$work")
+conf false
 dir=$(dirname "$seg")
 rm -f "$work"/store/index.sqlite3*
 find "$work/store/media" -name '*.mp4' ! -path "$seg" -delete
@@ -51,7 +40,6 @@ for i in $(seq 1 $((MIN * 2 - 1))); do
   mkdir -p "$d"; cp "$seg" "$d/$name.mp4"
 done
 "$bin/edgerec" fsck --config "$work/edgerec.toml" --rebuild > "$work/fsck.log" 2>&1 || { cat "$work/fsck.log"; exit 1; }
-conf false
 "$bin/edgerec" run --config "$work/edgerec.toml" 2> "$work/serve.log" &
 srv=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$hport/healthz" >/dev/null && break; sleep 0.1; done
