@@ -238,10 +238,21 @@ fn motion_records_a_clip_around_people_and_none_over_a_still_scene() {
 
 /// An analysis slowed on purpose (2.5 s per frame against a key frame every second) drops
 /// frames and leaves every recorded fragment as it is: the same durations as a twin camera
-/// without motion detection on the same stream.
+/// without motion detection on the same test camera. `--unshared` (one encoder per client): once
+/// in CI, ffmpeg reported non-monotonic DTS in the twin's first segment. The likely cause is the
+/// known fault of gst-rtsp-server 1.22's shared media with two clients joining at once (the late
+/// one gets frames whose first PTS runs ahead of their DTS), which this test is not about.
 #[test]
 fn a_slow_analysis_leaves_every_fragment_unchanged() {
-    let cam = TestCam::start(&["--width", "320", "--height", "240", "--bitrate", "400"]);
+    let cam = TestCam::start(&[
+        "--width",
+        "320",
+        "--height",
+        "240",
+        "--bitrate",
+        "400",
+        "--unshared",
+    ]);
     let site = Site::new(
         "max_size_mib = 64\nmin_free_mib = 0",
         &[
