@@ -37,6 +37,7 @@ use crate::http::{blocking, render_content, token_gate, CarryToken};
 use crate::playback::catalog::Recordings;
 use crate::playback::time::{format_full, Unit};
 use crate::playback::ApiError;
+use crate::upload::hour_index::day_folder;
 
 /// Most clips one `clips` answer lists.
 const MAX_CLIPS: usize = 1000;
@@ -187,16 +188,12 @@ async fn clips(
     let r = blocking(move || {
         let (s, e) = crate::http::clips::clip_range(&q)?;
         check(&st, &device, &camera)?;
-        let base = format!("{device}/{camera}");
         let mut found = Vec::new();
         for day in Unit::Day.of(s)..=Unit::Day.of(e) {
-            let t = crate::store::layout::utc(Unit::Day.start_ns(day));
-            let folder = st.store.folder(&format!(
-                "{base}/{:04}/{:02}/{:02}",
-                t.year(),
-                u8::from(t.month()),
-                t.day()
-            ));
+            // The day folder as the gateway's uploader names it (clip objects sit beside the
+            // segments), without its trailing `/`.
+            let rel = day_folder(&device, &camera, Unit::Day.start_ns(day));
+            let folder = st.store.folder(rel.trim_end_matches('/'));
             for m in &st.store.listing(&folder)?.objects {
                 if let Some(Entry::Clip { start, .. }) = m.location.filename().and_then(keys::parse)
                 {
